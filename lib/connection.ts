@@ -1,0 +1,135 @@
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+
+/**
+ * Per-socket state, in one small object, and the connection checker.
+ * Everything a connection owns is released in `release()`.
+ */
+
+export type ConnectionState = 'CONNECTING' | 'OPEN' | 'CLOSING' | 'CLOSED'
+
+/** Indexed by `WebSocket.readyState`. */
+const stateNames: readonly ConnectionState[] = Object.freeze(['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'])
+
+const OPEN = 1
+
+/** What the connection checker answers. */
+export interface ConnectionStatus {
+  /** From the socket's real `readyState`, nothing else. */
+  readonly state: ConnectionState
+  /** True only when the socket is OPEN. */
+  readonly connected: boolean
+  /** A pong or a frame arrived within the liveness window. */
+  readonly alive: boolean
+  /** OPEN and the send buffer is under the high-water mark. */
+  readonly writable: boolean
+  readonly bufferedAmount: number
+  /** Milliseconds since the last pong or frame from the peer. */
+  readonly lastSeenMs: number
+}
+
+/** Something waiting for the socket buffer to drain below the high-water mark. */
+export interface DrainWaiter {
+  resolve: (drained: boolean) => void
+  timer: NodeJS.Timeout
+}
+
+/** A handler still running for this connection. */
+export interface PendingHandler {
+  /** Stop tracking time and fire the handler's AbortSignal. */
+  cancel: (reason: unknown) => void
+}
+
+export interface ConnectionLimits {
+  readonly livenessWindowMs: number
+  readonly highWaterMarkBytes: number
+}
+
+export class Connection {
+  readonly id: string
+  readonly userId: string
+  readonly socket: WebSocket
+  readonly request: FastifyRequest
+  readonly log: FastifyBaseLogger
+  readonly openedAt: number
+  /** Last time the peer showed life (frame or pong), ms since epoch. */
+  lastSeenAt: number
+  /** Failed frames in a row; reset by a frame that succeeds. */
+  consecutiveErrors = 0
+  /** Sends waiting for the buffer to drain; null while none wait. */
+  drainWaiters: DrainWaiter[] | null = null
+  /** Async handlers still running; null while none run. */
+  pending: Set<PendingHandler> | null = null
+  closeCode = 0
+  readonly limits: ConnectionLimits
+
+  constructor (id: string, userId: string, socket: WebSocket, request: FastifyRequest, log: FastifyBaseLogger, limits: ConnectionLimits) {
+    this.id = id
+    this.userId = userId
+    this.socket = socket
+    this.request = request
+    this.log = log
+    this.limits = limits
+    this.openedAt = Date.now()
+    this.lastSeenAt = this.openedAt
+  }
+
+  get state (): ConnectionState {
+    return stateNames[this.socket.readyState] as ConnectionState
+  }
+
+  get isOpen (): boolean {
+    return this.socket.readyState === OPEN
+  }
+
+  /** The connection checker: a fresh status read from the socket. */
+  status (now: number = Date.now()): ConnectionStatus {
+    const readyState = this.socket.readyState
+    const bufferedAmount = this.socket.bufferedAmount
+    const connected = readyState === OPEN
+    const lastSeenMs = now - this.lastSeenAt
+    return {
+      state: stateNames[readyState] as ConnectionState,
+      connected,
+      alive: connected && lastSeenMs <= this.limits.livenessWindowMs,
+      writable: connected && bufferedAmount < this.limits.highWaterMarkBytes,
+      bufferedAmount,
+      lastSeenMs
+    }
+  }
+
+  /** Handlers running for this connection. */
+  get inFlight (): number {
+    return this.pending === null ? 0 : this.pending.size
+  }
+
+  addPending (handler: PendingHandler): void {
+    if (this.pending === null) this.pending = new Set()
+    this.pending.add(handler)
+  }
+
+  deletePending (handler: PendingHandler): void {
+    this.pending?.delete(handler)
+  }
+
+  /** Wake every send waiting for drain; they see `drained` and re-check the socket. */
+  wakeDrainWaiters (drained: boolean): void {
+    const waiters = this.drainWaiters
+    if (waiters === null) return
+    this.drainWaiters = null
+    for (const waiter of waiters) {
+      clearTimeout(waiter.timer)
+      waiter.resolve(drained)
+    }
+  }
+
+  /** Release everything this connection owns. Called once, on close. */
+  release (reason: unknown): void {
+    this.wakeDrainWaiters(false)
+    const pending = this.pending
+    if (pending !== null) {
+      this.pending = null
+      for (const handler of pending) handler.cancel(reason)
+    }
+  }
+}

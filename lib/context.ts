@@ -1,0 +1,122 @@
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { Connection, ConnectionStatus, PendingHandler } from './connection.js'
+import type { Deadline } from './deadlines.js'
+import type { MessageId } from './envelope.js'
+import type { Route } from './registry.js'
+import type { SendOptions, SendResult } from './send.js'
+
+/** What a context needs from the router that owns it. */
+export interface ContextHost {
+  sendFrame: (conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options?: OutboundOptions) => Promise<SendResult>
+  /** Called by the deadline sweeper when the handler ran out of time. */
+  handlerTimedOut: (ctx: HandlerContext<unknown>) => void
+  /** Called when the handler stops being tracked (settled, timed out or cancelled). */
+  handlerReleased: (ctx: HandlerContext<unknown>) => void
+}
+
+export interface OutboundOptions extends SendOptions {
+  /** Route whose reply schema the payload must satisfy. */
+  readonly route?: Route
+}
+
+/**
+ * The second argument of every handler. One is created per handled frame;
+ * its AbortSignal is created only when a handler asks for it. While an
+ * async handler runs, the context is also its deadline entry and its
+ * pending-handler entry on the connection (no extra objects per frame).
+ */
+export class HandlerContext<Reply = unknown> implements Deadline, PendingHandler {
+  /** The frame's `id`, if it had one. */
+  readonly id: MessageId | undefined
+  /** The frame's `type`. */
+  readonly type: string
+  /** @internal */
+  readonly conn: Connection
+  /** @internal */
+  readonly route: Route
+  /** @internal true once a reply was sent (or attempted) through `reply()`. */
+  replied = false
+  /** @internal true once the router has answered for this frame (done, failed or timed out). */
+  finished = false
+  /** @internal the send started by `reply()`, awaited before the frame counts as handled. */
+  pendingReply: Promise<SendResult> | null = null
+  /** @internal deadline of an async handler, ms since epoch. */
+  deadline = 0
+  private readonly host: ContextHost
+  private controller: AbortController | null = null
+
+  constructor (host: ContextHost, conn: Connection, route: Route, id: MessageId | undefined) {
+    this.host = host
+    this.conn = conn
+    this.route = route
+    this.id = id
+    this.type = route.type
+  }
+
+  get connectionId (): string {
+    return this.conn.id
+  }
+
+  get userId (): string {
+    return this.conn.userId
+  }
+
+  get request (): FastifyRequest {
+    return this.conn.request
+  }
+
+  /** The connection's child logger (bound to `connectionId` and `userId`). */
+  get log (): FastifyBaseLogger {
+    return this.conn.log
+  }
+
+  /** Fires on handler timeout or when the connection closes. */
+  get signal (): AbortSignal {
+    if (this.controller === null) {
+      this.controller = new AbortController()
+      if (this.finished) this.controller.abort(new Error('handler already finished'))
+    }
+    return this.controller.signal
+  }
+
+  /** The connection checker for this handler's connection. */
+  status (): ConnectionStatus {
+    return this.conn.status()
+  }
+
+  /** Send a frame of any type to this connection (no id). */
+  send (type: string, payload?: unknown, options?: SendOptions): Promise<SendResult> {
+    return this.host.sendFrame(this.conn, type, undefined, payload, options)
+  }
+
+  /** Send the reply now, with the request's id; the handler's return value is then not needed. */
+  reply (payload: Reply): Promise<SendResult> {
+    this.replied = true
+    const sent = this.host.sendFrame(this.conn, this.route.replyType, this.id, payload, { route: this.route, droppable: this.route.droppable })
+    this.pendingReply = sent
+    return sent
+  }
+
+  /** @internal Mark the frame answered; returns false if it already was. */
+  finish (): boolean {
+    if (this.finished) return false
+    this.finished = true
+    if (this.deadline !== 0) this.host.handlerReleased(this as HandlerContext<unknown>)
+    return true
+  }
+
+  /** @internal Deadline: the sweeper found this handler past its time. */
+  expire (): void {
+    this.host.handlerTimedOut(this as HandlerContext<unknown>)
+  }
+
+  /** @internal PendingHandler: the connection closed while the handler ran. */
+  cancel (reason: unknown): void {
+    if (this.finish()) this.abort(reason)
+  }
+
+  /** @internal Fire the AbortSignal, if one was handed out. */
+  abort (reason: unknown): void {
+    this.controller?.abort(reason)
+  }
+}

@@ -1,0 +1,154 @@
+import sjson from 'secure-json-parse'
+import { WireErrorCode } from './errors.js'
+
+/**
+ * Wire protocol v1: decode client frames and encode server frames.
+ * Decoding returns result objects; it never throws for bad input.
+ */
+
+export const PROTOCOL_VERSION = 1
+export const MAX_TYPE_LENGTH = 64
+export const MAX_ID_LENGTH = 128
+
+export type MessageId = string | number
+
+export type DecodeResult =
+  | { readonly ok: true, readonly type: string, readonly id: MessageId | undefined, readonly payload: unknown }
+  | { readonly ok: false, readonly code: WireErrorCode, readonly message: string, readonly id: MessageId | undefined }
+
+/**
+ * A cheap pre-check: a text whose count of `[` and `{` stays within the
+ * limit cannot nest deeper than it, so the walk below is skipped. Braces
+ * inside strings only make the count larger, never smaller.
+ */
+function mayExceedDepth (text: string, maxDepth: number): boolean {
+  let open = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if ((c === 123 || c === 91) && ++open > maxDepth) return true
+  }
+  return false
+}
+
+/**
+ * A non-finite number needs an exponent or a literal of more than 308
+ * digits; without either, the walk for non-finite numbers is skipped.
+ */
+const mayHoldHugeNumber = /\d[eE]|\d{309}/
+
+type Problem = typeof WireErrorCode.MAX_DEPTH_EXCEEDED | typeof WireErrorCode.NON_FINITE_NUMBER | undefined
+
+/** Iterative walk (no recursion: a deep value cannot overflow the stack). */
+function findProblem (root: unknown, maxDepth: number, checkDepth: boolean, checkNumbers: boolean): Problem {
+  const values: unknown[] = [root]
+  const depths: number[] = [0]
+  while (values.length > 0) {
+    const value = values.pop()
+    const depth = depths.pop() as number
+    if (typeof value === 'number') {
+      if (checkNumbers && !Number.isFinite(value)) return WireErrorCode.NON_FINITE_NUMBER
+      continue
+    }
+    if (value === null || typeof value !== 'object') continue
+    if (checkDepth && depth >= maxDepth) return WireErrorCode.MAX_DEPTH_EXCEEDED
+    const children = Array.isArray(value) ? value : Object.values(value)
+    for (let i = 0; i < children.length; i++) {
+      const child = children[i]
+      if (typeof child === 'object' ? child !== null : typeof child === 'number') {
+        values.push(child)
+        depths.push(depth + 1)
+      }
+    }
+  }
+  return undefined
+}
+
+function readId (value: unknown): MessageId | undefined | null {
+  if (value === undefined) return undefined
+  if (typeof value === 'string') return value.length >= 1 && value.length <= MAX_ID_LENGTH ? value : null
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? value : null
+  return null
+}
+
+/** The frame's id if it is a valid one, for error frames about an otherwise bad frame. */
+function salvageId (parsed: unknown): MessageId | undefined {
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined
+  const id = readId((parsed as { id?: unknown }).id)
+  return id ?? undefined
+}
+
+function fail (code: WireErrorCode, message: string, id?: MessageId): DecodeResult {
+  return { ok: false, code, message, id }
+}
+
+/**
+ * Parse and check one text frame.
+ * Order: JSON syntax, forbidden keys (`__proto__`, `constructor.prototype`),
+ * nesting depth, non-finite numbers, then the envelope itself.
+ */
+export function decodeFrame (text: string, maxDepth: number): DecodeResult {
+  // secure-json-parse answers undefined for bad JSON (JSON has no undefined)
+  // and null for a forbidden key, which only an object can hold.
+  const parsed: unknown = sjson.safeParse(text)
+  if (parsed === undefined) return fail(WireErrorCode.INVALID_JSON, 'Frame is not valid JSON')
+  if (parsed === null) {
+    if (!text.includes('{')) return fail(WireErrorCode.INVALID_MESSAGE, 'Frame must be a JSON object')
+    return fail(WireErrorCode.FORBIDDEN_KEY, 'Frame contains a forbidden key (__proto__ or constructor.prototype)', salvageId(JSON.parse(text)))
+  }
+  if (typeof parsed === 'object') {
+    const checkDepth = mayExceedDepth(text, maxDepth)
+    const checkNumbers = mayHoldHugeNumber.test(text)
+    if (checkDepth || checkNumbers) {
+      const problem = findProblem(parsed, maxDepth, checkDepth, checkNumbers)
+      if (problem === WireErrorCode.MAX_DEPTH_EXCEEDED) {
+        return fail(problem, `Frame nests deeper than ${maxDepth} levels`, salvageId(parsed))
+      }
+      if (problem === WireErrorCode.NON_FINITE_NUMBER) {
+        return fail(problem, 'Frame contains a number that is not finite', salvageId(parsed))
+      }
+    }
+  } else if (typeof parsed === 'number' && !Number.isFinite(parsed)) {
+    return fail(WireErrorCode.NON_FINITE_NUMBER, 'Frame contains a number that is not finite')
+  }
+  return readEnvelope(parsed)
+}
+
+function readEnvelope (parsed: unknown): DecodeResult {
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return fail(WireErrorCode.INVALID_MESSAGE, 'Frame must be a JSON object')
+  }
+  const envelope = parsed as { type?: unknown, id?: unknown, payload?: unknown }
+  const id = readId(envelope.id)
+  if (id === null) {
+    return fail(WireErrorCode.INVALID_MESSAGE, `"id" must be a string of 1 to ${MAX_ID_LENGTH} characters or a safe integer`)
+  }
+  const type = envelope.type
+  if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH) {
+    return fail(WireErrorCode.INVALID_MESSAGE, `"type" must be a string of 1 to ${MAX_TYPE_LENGTH} characters`, id)
+  }
+  return { ok: true, type, id, payload: envelope.payload }
+}
+
+/** A server frame before serialisation. */
+export interface OutboundFrame {
+  type: string
+  id?: MessageId | undefined
+  payload?: unknown
+  timestamp: number
+}
+
+export type EncodeResult =
+  | { readonly ok: true, readonly text: string }
+  | { readonly ok: false, readonly error: Error }
+
+/** Serialise a server frame: one `JSON.stringify`, never throws. */
+export function encodeFrame (type: string, id: MessageId | undefined, payload: unknown): EncodeResult {
+  const frame: OutboundFrame = id === undefined
+    ? { type, payload, timestamp: Date.now() }
+    : { type, id, payload, timestamp: Date.now() }
+  try {
+    return { ok: true, text: JSON.stringify(frame) }
+  } catch (err) {
+    return { ok: false, error: err as Error }
+  }
+}

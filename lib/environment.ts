@@ -1,0 +1,134 @@
+import { FST_WSR_INVALID_ENVIRONMENT } from './errors.js'
+
+/**
+ * Environment detection and presets. This is the only module that reads
+ * `process.env`, and it does so once, when the plugin is registered.
+ */
+
+export type EnvironmentName = 'development' | 'test' | 'staging' | 'production'
+
+export type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
+
+export interface EnvironmentPreset {
+  /** How often the server pings every connection. */
+  readonly heartbeatIntervalMs: number
+  /** A connection with no pong and no frame for this long is not alive. */
+  readonly livenessWindowMs: number
+  /** Whether `error` frames carry an unexpected error's own message. */
+  readonly exposeErrorMessages: boolean
+  /** Whether replies are checked against their declared reply schema before sending. */
+  readonly validateOutbound: boolean
+  /** Log level of failed sends. */
+  readonly sendFailureLogLevel: LogLevelName
+  /** Connections older than this are asked to reconnect (0: no limit). */
+  readonly maxConnectionAgeMs: number
+  /** Time `app.close()` gives clients to close before they are terminated. */
+  readonly shutdownGraceMs: number
+}
+
+export interface ResolvedEnvironment {
+  readonly name: EnvironmentName
+  /** True when running on Google Cloud Run (`K_SERVICE` is set). */
+  readonly cloudRun: boolean
+  readonly preset: EnvironmentPreset
+}
+
+const SECOND = 1000
+const MINUTE = 60 * SECOND
+
+/**
+ * Load balancers commonly cut idle connections after 30 s (Google's
+ * front end, AWS ALB default is 60 s): production pings well before that.
+ */
+export const presets: Readonly<Record<EnvironmentName, EnvironmentPreset>> = Object.freeze({
+  development: Object.freeze({
+    heartbeatIntervalMs: 30 * SECOND,
+    livenessWindowMs: 45 * SECOND,
+    exposeErrorMessages: true,
+    validateOutbound: true,
+    sendFailureLogLevel: 'warn',
+    maxConnectionAgeMs: 0,
+    shutdownGraceMs: 10 * SECOND
+  }),
+  test: Object.freeze({
+    heartbeatIntervalMs: 30 * SECOND,
+    livenessWindowMs: 45 * SECOND,
+    exposeErrorMessages: true,
+    validateOutbound: true,
+    sendFailureLogLevel: 'warn',
+    maxConnectionAgeMs: 0,
+    shutdownGraceMs: 10 * SECOND
+  }),
+  staging: Object.freeze({
+    heartbeatIntervalMs: 25 * SECOND,
+    livenessWindowMs: 37.5 * SECOND,
+    exposeErrorMessages: false,
+    validateOutbound: false,
+    sendFailureLogLevel: 'info',
+    maxConnectionAgeMs: 0,
+    shutdownGraceMs: 10 * SECOND
+  }),
+  production: Object.freeze({
+    heartbeatIntervalMs: 25 * SECOND,
+    livenessWindowMs: 37.5 * SECOND,
+    exposeErrorMessages: false,
+    validateOutbound: false,
+    sendFailureLogLevel: 'info',
+    maxConnectionAgeMs: 0,
+    shutdownGraceMs: 10 * SECOND
+  })
+})
+
+/**
+ * Cloud Run cuts every request, WebSockets included, at the service's request
+ * timeout (300 s unless configured) and gives 10 s between SIGTERM and SIGKILL.
+ */
+export const cloudRunOverrides: Readonly<Partial<EnvironmentPreset>> = Object.freeze({
+  heartbeatIntervalMs: 25 * SECOND,
+  livenessWindowMs: 37.5 * SECOND,
+  maxConnectionAgeMs: 4.5 * MINUTE,
+  shutdownGraceMs: 8 * SECOND
+})
+
+const aliases: Readonly<Record<string, EnvironmentName>> = Object.freeze({
+  development: 'development',
+  dev: 'development',
+  local: 'development',
+  test: 'test',
+  testing: 'test',
+  staging: 'staging',
+  stage: 'staging',
+  preview: 'staging',
+  production: 'production',
+  prod: 'production'
+})
+
+export interface EnvironmentSource {
+  readonly NODE_ENV?: string | undefined
+  readonly ENVIRONMENT?: string | undefined
+  readonly K_SERVICE?: string | undefined
+}
+
+/**
+ * Resolve the environment once: an explicit name wins, then `ENVIRONMENT`,
+ * then `NODE_ENV`; nothing set means development. An explicit name that is
+ * not known is a registration error; an unknown variable value falls back to
+ * production, the safe side (generic error messages).
+ */
+export function resolveEnvironment (
+  explicit: string | undefined,
+  source: EnvironmentSource = process.env
+): ResolvedEnvironment {
+  let name: EnvironmentName
+  if (explicit !== undefined) {
+    const known = aliases[explicit.toLowerCase()]
+    if (known === undefined) throw new FST_WSR_INVALID_ENVIRONMENT(explicit)
+    name = known
+  } else {
+    const raw = source.ENVIRONMENT ?? source.NODE_ENV
+    name = raw === undefined || raw === '' ? 'development' : (aliases[raw.toLowerCase()] ?? 'production')
+  }
+  const cloudRun = typeof source.K_SERVICE === 'string' && source.K_SERVICE !== ''
+  const preset = cloudRun ? Object.freeze({ ...presets[name], ...cloudRunOverrides }) : presets[name]
+  return Object.freeze({ name, cloudRun, preset })
+}

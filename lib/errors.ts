@@ -1,0 +1,143 @@
+import createError from '@fastify/error'
+
+/**
+ * Every error this package can produce, in one place.
+ *
+ * Two families live here:
+ * - registration errors (`FST_WSR_*`), thrown while the plugin is registered
+ *   or a handler is declared, so `await app.ready()` rejects with a stable code;
+ * - wire error codes, the `payload.code` of an `error` frame, and close codes.
+ *
+ * `docs/errors.md` documents each of them; a test fails when one is missing.
+ */
+
+/** Registration errors: thrown at start-up, never on the per-frame path. */
+export const FST_WSR_INVALID_OPTION = createError(
+  'FST_WSR_INVALID_OPTION',
+  'Invalid fastify-ws-router option %s: %s',
+  500,
+  TypeError
+)
+
+export const FST_WSR_UNKNOWN_OPTION = createError(
+  'FST_WSR_UNKNOWN_OPTION',
+  'Unknown fastify-ws-router option "%s"',
+  500,
+  TypeError
+)
+
+export const FST_WSR_INVALID_ENVIRONMENT = createError(
+  'FST_WSR_INVALID_ENVIRONMENT',
+  'Unknown environment "%s": expected development, test, staging or production',
+  500,
+  TypeError
+)
+
+export const FST_WSR_DUPLICATE_HANDLER = createError(
+  'FST_WSR_DUPLICATE_HANDLER',
+  'A handler for message type "%s" is already registered; pass { override: true } to replace it',
+  500
+)
+
+export const FST_WSR_INVALID_HANDLER = createError(
+  'FST_WSR_INVALID_HANDLER',
+  'Invalid handler for message type "%s": %s',
+  500,
+  TypeError
+)
+
+export const FST_WSR_REGISTRY_LOCKED = createError(
+  'FST_WSR_REGISTRY_LOCKED',
+  'Cannot register message type "%s": the router is already serving connections; register handlers before app.ready()',
+  500
+)
+
+export const FST_WSR_WEBSOCKET_CONFLICT = createError(
+  'FST_WSR_WEBSOCKET_CONFLICT',
+  '@fastify/websocket is already attached to this server in another context; register @fastify/websocket once in the root context before registering several routers',
+  500
+)
+
+export const FST_WSR_ANONYMOUS_IN_PRODUCTION = createError(
+  'FST_WSR_ANONYMOUS_IN_PRODUCTION',
+  'fastify-ws-router refuses to start in production without an authenticate option; pass authenticate, or allowAnonymous: true to accept anonymous clients on purpose',
+  500
+)
+
+/** The codes a client can see in the `payload.code` of an `error` frame. */
+export const WireErrorCode = Object.freeze({
+  INVALID_JSON: 'INVALID_JSON',
+  INVALID_MESSAGE: 'INVALID_MESSAGE',
+  FORBIDDEN_KEY: 'FORBIDDEN_KEY',
+  MAX_DEPTH_EXCEEDED: 'MAX_DEPTH_EXCEEDED',
+  NON_FINITE_NUMBER: 'NON_FINITE_NUMBER',
+  BINARY_NOT_SUPPORTED: 'BINARY_NOT_SUPPORTED',
+  VALIDATION_FAILED: 'VALIDATION_FAILED',
+  UNKNOWN_TYPE: 'UNKNOWN_TYPE',
+  HANDLER_ERROR: 'HANDLER_ERROR',
+  HANDLER_TIMEOUT: 'HANDLER_TIMEOUT',
+  REPLY_FAILED: 'REPLY_FAILED',
+  RATE_LIMITED: 'RATE_LIMITED',
+  OVERLOADED: 'OVERLOADED',
+  FORBIDDEN: 'FORBIDDEN'
+} as const)
+
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- a const and its value type share the name
+export type WireErrorCode = typeof WireErrorCode[keyof typeof WireErrorCode]
+
+/** Why a send did not reach the socket. */
+export const SendFailure = Object.freeze({
+  NOT_OPEN: 'NOT_OPEN',
+  BACKPRESSURE: 'BACKPRESSURE',
+  TOO_LARGE: 'TOO_LARGE',
+  SERIALIZE: 'SERIALIZE',
+  INVALID_OUTBOUND: 'INVALID_OUTBOUND',
+  WRITE_ERROR: 'WRITE_ERROR',
+  TIMEOUT: 'TIMEOUT',
+  DROPPED: 'DROPPED'
+} as const)
+
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- a const and its value type share the name
+export type SendFailure = typeof SendFailure[keyof typeof SendFailure]
+
+/** Close codes the router uses, with the reason each stands for. */
+export const CloseCode = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
+  SERVICE_RESTART: 1012,
+  TRY_AGAIN_LATER: 1013
+} as const)
+
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- a const and its value type share the name
+export type CloseCode = typeof CloseCode[keyof typeof CloseCode]
+
+/**
+ * An error a handler throws on purpose to answer the client with its own code.
+ * Its message is always sent (it is written for the client), unlike an
+ * unexpected error, whose message only the development and test presets show.
+ *
+ * @example
+ * router.on('join', { schema }, (payload) => {
+ *   if (!allowed(payload.room)) throw new WsRouterError('FORBIDDEN', 'Not a member of this room')
+ * })
+ */
+export class WsRouterError extends Error {
+  readonly code: string
+  readonly details: unknown
+  /** Marks the message as written for the client. */
+  readonly expose = true
+
+  constructor (code: string, message: string, details?: unknown) {
+    super(message)
+    this.name = 'WsRouterError'
+    this.code = code
+    this.details = details
+  }
+}
+
+export function isWsRouterError (err: unknown): err is WsRouterError {
+  return err instanceof WsRouterError
+}

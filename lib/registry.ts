@@ -1,0 +1,108 @@
+import type { Static, TSchema } from '@sinclair/typebox'
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import type { HandlerContext } from './context.js'
+import { MAX_TYPE_LENGTH } from './envelope.js'
+import { FST_WSR_DUPLICATE_HANDLER, FST_WSR_INVALID_HANDLER } from './errors.js'
+import type { RouterStats, TypeCounters } from './stats.js'
+
+/**
+ * Message type → compiled handler. Schemas are compiled here, once, at
+ * registration; lookup on the per-frame path is one Map read.
+ */
+
+/** The payload type a schema describes, `unknown` without a schema. */
+export type PayloadOf<S> = S extends TSchema ? Static<S> : unknown
+
+/**
+ * A message handler. It receives the validated payload and a context; what it
+ * returns (if not `undefined`) is sent as the reply, with the request's id.
+ */
+export type MessageHandler<Payload = unknown, Reply = unknown> =
+  (payload: Payload, ctx: HandlerContext<Reply>) => Reply | undefined | void | Promise<Reply | undefined | void>
+
+export interface RouteOptions<PayloadSchema extends TSchema | undefined = undefined, ReplySchema extends TSchema | undefined = undefined> {
+  /** TypeBox schema of the payload; frames that fail it get `VALIDATION_FAILED`. */
+  schema?: PayloadSchema
+  /** TypeBox schema of the reply payload, checked before sending where the preset says so. */
+  replySchema?: ReplySchema
+  /** Type of the reply frame. Default: `<type>_result`. */
+  replyType?: string
+  /** Replace an existing handler (a built-in, for example) instead of failing. */
+  override?: boolean
+  /** This type's own handler timeout; default: the router's `handlerTimeoutMs`. */
+  timeoutMs?: number
+  /** Replies of this type may be dropped when the client is slow. Default false. */
+  droppable?: boolean
+}
+
+export interface Route {
+  readonly type: string
+  readonly replyType: string
+  readonly handler: MessageHandler<unknown, unknown>
+  readonly payloadCheck: TypeCheck<TSchema> | null
+  readonly replyCheck: TypeCheck<TSchema> | null
+  readonly timeoutMs: number
+  readonly droppable: boolean
+  readonly counters: TypeCounters
+}
+
+export class HandlerRegistry {
+  private readonly routes = new Map<string, Route>()
+
+  constructor (private readonly stats: RouterStats, private readonly defaultTimeoutMs: number) {}
+
+  get (type: string): Route | undefined {
+    return this.routes.get(type)
+  }
+
+  has (type: string): boolean {
+    return this.routes.has(type)
+  }
+
+  types (): string[] {
+    return [...this.routes.keys()]
+  }
+
+  add (type: string, options: RouteOptions<TSchema | undefined, TSchema | undefined>, handler: MessageHandler<unknown, unknown>): Route {
+    if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH) {
+      throw new FST_WSR_INVALID_HANDLER(String(type), `type must be a string of 1 to ${MAX_TYPE_LENGTH} characters`)
+    }
+    if (typeof handler !== 'function') throw new FST_WSR_INVALID_HANDLER(type, 'handler must be a function')
+    if (this.routes.has(type) && options.override !== true) throw new FST_WSR_DUPLICATE_HANDLER(type)
+    const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+      throw new FST_WSR_INVALID_HANDLER(type, 'timeoutMs must be a positive integer')
+    }
+    const route: Route = Object.freeze({
+      type,
+      replyType: options.replyType ?? `${type}_result`,
+      handler,
+      payloadCheck: compile(type, options.schema),
+      replyCheck: compile(type, options.replySchema),
+      timeoutMs,
+      droppable: options.droppable === true,
+      counters: this.stats.countersFor(type)
+    })
+    this.routes.set(type, route)
+    return route
+  }
+}
+
+function compile (type: string, schema: TSchema | undefined): TypeCheck<TSchema> | null {
+  if (schema === undefined) return null
+  try {
+    return TypeCompiler.Compile(schema)
+  } catch (err) {
+    throw new FST_WSR_INVALID_HANDLER(type, `schema does not compile: ${(err as Error).message}`)
+  }
+}
+
+/** The failing paths of a value, for `VALIDATION_FAILED` details (at most `limit`). */
+export function validationDetails (check: TypeCheck<TSchema>, value: unknown, limit = 10): Array<{ path: string, message: string }> {
+  const details: Array<{ path: string, message: string }> = []
+  for (const error of check.Errors(value)) {
+    details.push({ path: error.path === '' ? '/' : error.path, message: error.message })
+    if (details.length >= limit) break
+  }
+  return details
+}

@@ -1,0 +1,110 @@
+import type { Connection, DrainWaiter } from './connection.js'
+import { SendFailure } from './errors.js'
+
+/**
+ * Fail-fast sends. A send resolves to a typed outcome and never throws:
+ * success only once ws's write callback confirms the bytes left its buffer.
+ */
+
+export type SendResult =
+  | { readonly ok: true }
+  | { readonly ok: false, readonly reason: SendFailure, readonly error?: Error }
+
+export type SendFailed = Extract<SendResult, { ok: false }>
+
+export interface SendLimits {
+  readonly maxOutboundBytes: number
+  readonly highWaterMarkBytes: number
+  readonly sendTimeoutMs: number
+}
+
+export interface SendOptions {
+  /** Drop (reason `DROPPED`) instead of waiting when the buffer is over the mark. */
+  readonly droppable?: boolean
+}
+
+const OPEN = 1
+
+export const SENT: SendResult = Object.freeze({ ok: true })
+const NOT_OPEN: SendResult = Object.freeze({ ok: false, reason: SendFailure.NOT_OPEN })
+const TOO_LARGE: SendResult = Object.freeze({ ok: false, reason: SendFailure.TOO_LARGE })
+const BACKPRESSURE: SendResult = Object.freeze({ ok: false, reason: SendFailure.BACKPRESSURE })
+const DROPPED: SendResult = Object.freeze({ ok: false, reason: SendFailure.DROPPED })
+const TIMEOUT: SendResult = Object.freeze({ ok: false, reason: SendFailure.TIMEOUT })
+
+export function failure (reason: SendFailure, error?: Error): SendFailed {
+  return error === undefined ? { ok: false, reason } : { ok: false, reason, error }
+}
+
+/** Byte length of a string, counted only when the cheap bounds cannot decide. */
+function exceedsBytes (text: string, max: number): boolean {
+  if (text.length > max) return true
+  if (text.length * 3 <= max) return false
+  return Buffer.byteLength(text) > max
+}
+
+/**
+ * Write one serialised frame to a connection.
+ * - not OPEN: `NOT_OPEN` at once, never retried;
+ * - larger than `maxOutboundBytes`: `TOO_LARGE`;
+ * - buffer over the high-water mark: droppable sends are `DROPPED`, the
+ *   others wait for drain up to `sendTimeoutMs`, then `BACKPRESSURE`;
+ * - written behind other unflushed bytes: `TIMEOUT` if ws has not confirmed
+ *   the write within `sendTimeoutMs` (the bytes may still arrive later).
+ */
+export function sendText (conn: Connection, text: string, limits: SendLimits, options?: SendOptions): Promise<SendResult> {
+  const socket = conn.socket
+  if (socket.readyState !== OPEN) return Promise.resolve(NOT_OPEN)
+  if (exceedsBytes(text, limits.maxOutboundBytes)) return Promise.resolve(TOO_LARGE)
+  const buffered = socket.bufferedAmount
+  if (buffered >= limits.highWaterMarkBytes) {
+    if (options?.droppable === true) return Promise.resolve(DROPPED)
+    return waitForDrain(conn, limits.sendTimeoutMs).then((drained) => {
+      if (socket.readyState !== OPEN) return NOT_OPEN
+      if (!drained || socket.bufferedAmount >= limits.highWaterMarkBytes) return BACKPRESSURE
+      return write(conn, text, limits)
+    })
+  }
+  return write(conn, text, buffered > 0 ? limits : undefined)
+}
+
+function write (conn: Connection, text: string, timeoutLimits: SendLimits | undefined): Promise<SendResult> {
+  return new Promise<SendResult>((resolve) => {
+    let timer: NodeJS.Timeout | undefined
+    let settled = false
+    if (timeoutLimits !== undefined) {
+      timer = setTimeout(() => {
+        settled = true
+        resolve(TIMEOUT)
+      }, timeoutLimits.sendTimeoutMs)
+    }
+    conn.socket.send(text, (err) => {
+      if (timer !== undefined) clearTimeout(timer)
+      if (conn.drainWaiters !== null && conn.socket.bufferedAmount < conn.limits.highWaterMarkBytes) {
+        conn.wakeDrainWaiters(true)
+      }
+      if (settled) return
+      if (err === undefined || err === null) resolve(SENT)
+      else resolve(conn.socket.readyState === OPEN ? failure(SendFailure.WRITE_ERROR, err) : NOT_OPEN)
+    })
+  })
+}
+
+function waitForDrain (conn: Connection, timeoutMs: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const waiter: DrainWaiter = {
+      resolve,
+      timer: setTimeout(() => {
+        const waiters = conn.drainWaiters
+        if (waiters !== null) {
+          const index = waiters.indexOf(waiter)
+          if (index !== -1) waiters.splice(index, 1)
+          if (waiters.length === 0) conn.drainWaiters = null
+        }
+        resolve(false)
+      }, timeoutMs)
+    }
+    if (conn.drainWaiters === null) conn.drainWaiters = [waiter]
+    else conn.drainWaiters.push(waiter)
+  })
+}

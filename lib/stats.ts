@@ -1,0 +1,90 @@
+import type { SendFailure, WireErrorCode } from './errors.js'
+
+/**
+ * Router counters. Every update on the per-frame path is a plain increment
+ * on a field or on an object created at registration: O(1), no allocation.
+ * Per-type counters exist only for registered types, so a client cannot grow
+ * this structure by inventing types.
+ */
+
+export interface TypeCounters {
+  received: number
+  handled: number
+  failed: number
+}
+
+export interface StatsSnapshot {
+  connections: { open: number, total: number, closedByCode: Record<string, number> }
+  frames: { received: number, unhandled: number }
+  types: Record<string, TypeCounters>
+  invalid: Record<string, number>
+  handlerErrors: number
+  handlerTimeouts: number
+  sends: { ok: number, failed: Record<string, number> }
+  heartbeat: { terminated: number }
+  protocolErrors: Record<string, number>
+}
+
+export class RouterStats {
+  connectionsOpen = 0
+  connectionsTotal = 0
+  framesReceived = 0
+  unhandled = 0
+  handlerErrors = 0
+  handlerTimeouts = 0
+  sendsOk = 0
+  heartbeatTerminations = 0
+  readonly closedByCode = new Map<number, number>()
+  readonly invalid = new Map<WireErrorCode | string, number>()
+  readonly sendsFailed = new Map<SendFailure, number>()
+  readonly types = new Map<string, TypeCounters>()
+  /** Errors ws raised while reading frames (bad framing, too big, bad UTF-8), by ws error code. */
+  readonly protocolErrors = new Map<string, number>()
+
+  /** Counters for a registered message type; created once, at registration. */
+  countersFor (type: string): TypeCounters {
+    let counters = this.types.get(type)
+    if (counters === undefined) {
+      counters = { received: 0, handled: 0, failed: 0 }
+      this.types.set(type, counters)
+    }
+    return counters
+  }
+
+  countInvalid (code: WireErrorCode | string): void {
+    this.invalid.set(code, (this.invalid.get(code) ?? 0) + 1)
+  }
+
+  countSendFailure (reason: SendFailure): void {
+    this.sendsFailed.set(reason, (this.sendsFailed.get(reason) ?? 0) + 1)
+  }
+
+  countProtocolError (code: string): void {
+    this.protocolErrors.set(code, (this.protocolErrors.get(code) ?? 0) + 1)
+  }
+
+  countClose (code: number): void {
+    this.closedByCode.set(code, (this.closedByCode.get(code) ?? 0) + 1)
+  }
+
+  /** A copy that the caller may keep or serialise. */
+  snapshot (): StatsSnapshot {
+    const types: Record<string, TypeCounters> = {}
+    for (const [type, counters] of this.types) types[type] = { ...counters }
+    return {
+      connections: {
+        open: this.connectionsOpen,
+        total: this.connectionsTotal,
+        closedByCode: Object.fromEntries(this.closedByCode)
+      },
+      frames: { received: this.framesReceived, unhandled: this.unhandled },
+      types,
+      invalid: Object.fromEntries(this.invalid),
+      handlerErrors: this.handlerErrors,
+      handlerTimeouts: this.handlerTimeouts,
+      sends: { ok: this.sendsOk, failed: Object.fromEntries(this.sendsFailed) },
+      heartbeat: { terminated: this.heartbeatTerminations },
+      protocolErrors: Object.fromEntries(this.protocolErrors)
+    }
+  }
+}
