@@ -49,8 +49,8 @@ function exceedsBytes (text: string, max: number): boolean {
  * - larger than `maxOutboundBytes`: `TOO_LARGE`;
  * - buffer over the high-water mark: droppable sends are `DROPPED`, the
  *   others wait for drain up to `sendTimeoutMs`, then `BACKPRESSURE`;
- * - written behind other unflushed bytes: `TIMEOUT` if ws has not confirmed
- *   the write within `sendTimeoutMs` (the bytes may still arrive later).
+ * - written but left in the socket's buffer: `TIMEOUT` if ws has not
+ *   confirmed the write within `sendTimeoutMs` (the bytes may still arrive).
  */
 export function sendText (conn: Connection, text: string, limits: SendLimits, options?: SendOptions): Promise<SendResult> {
   const socket = conn.socket
@@ -65,28 +65,31 @@ export function sendText (conn: Connection, text: string, limits: SendLimits, op
       return write(conn, text, limits)
     })
   }
-  return write(conn, text, buffered > 0 ? limits : undefined)
+  return write(conn, text, limits)
 }
 
-function write (conn: Connection, text: string, timeoutLimits: SendLimits | undefined): Promise<SendResult> {
+function write (conn: Connection, text: string, limits: SendLimits): Promise<SendResult> {
   return new Promise<SendResult>((resolve) => {
     let timer: NodeJS.Timeout | undefined
     let settled = false
-    if (timeoutLimits !== undefined) {
-      timer = setTimeout(() => {
-        settled = true
-        resolve(TIMEOUT)
-      }, timeoutLimits.sendTimeoutMs)
-    }
-    conn.socket.send(text, (err) => {
+    const socket = conn.socket
+    socket.send(text, (err) => {
       if (timer !== undefined) clearTimeout(timer)
-      if (conn.drainWaiters !== null && conn.socket.bufferedAmount < conn.limits.highWaterMarkBytes) {
+      if (conn.drainWaiters !== null && socket.bufferedAmount < limits.highWaterMarkBytes) {
         conn.wakeDrainWaiters(true)
       }
       if (settled) return
       if (err === undefined || err === null) resolve(SENT)
-      else resolve(conn.socket.readyState === OPEN ? failure(SendFailure.WRITE_ERROR, err) : NOT_OPEN)
+      else resolve(socket.readyState === OPEN ? failure(SendFailure.WRITE_ERROR, err) : NOT_OPEN)
     })
+    // The kernel took the whole frame at once in the common case; only a
+    // frame left in the socket's buffer needs a deadline.
+    if (socket.bufferedAmount > 0) {
+      timer = setTimeout(() => {
+        settled = true
+        resolve(TIMEOUT)
+      }, limits.sendTimeoutMs)
+    }
   })
 }
 
