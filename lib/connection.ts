@@ -1,5 +1,7 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
+import type { Identity } from './options.js'
+import type { RateLimitState } from './rate-limit.js'
 
 /**
  * Per-socket state, in one small object, and the connection checker.
@@ -45,15 +47,26 @@ export interface ConnectionLimits {
   readonly highWaterMarkBytes: number
 }
 
-export class Connection {
+export class Connection implements RateLimitState {
   readonly id: string
   readonly userId: string
+  /** What `authenticate` returned (claims included). */
+  readonly identity: Identity
   readonly socket: WebSocket
   readonly request: FastifyRequest
   readonly log: FastifyBaseLogger
   readonly openedAt: number
   /** Last time the peer showed life (frame or pong), ms since epoch. */
   lastSeenAt: number
+  /** Last time the peer sent a frame, ms since epoch (idle timeout). */
+  lastFrameAt: number
+  /** Token bucket (rate-limit.ts). */
+  tokens = 0
+  refilledAt: number
+  refusedInWindow = 0
+  abuseWindowStart: number
+  /** Reading is paused while too many handlers run. */
+  readingPaused = false
   /** Failed frames in a row; reset by a frame that succeeds. */
   consecutiveErrors = 0
   /** Sends waiting for the buffer to drain; null while none wait. */
@@ -63,15 +76,20 @@ export class Connection {
   closeCode = 0
   readonly limits: ConnectionLimits
 
-  constructor (id: string, userId: string, socket: WebSocket, request: FastifyRequest, log: FastifyBaseLogger, limits: ConnectionLimits) {
+  constructor (id: string, identity: Identity, socket: WebSocket, request: FastifyRequest, log: FastifyBaseLogger, limits: ConnectionLimits, burst: number) {
     this.id = id
-    this.userId = userId
+    this.identity = identity
+    this.userId = identity.userId
     this.socket = socket
     this.request = request
     this.log = log
     this.limits = limits
     this.openedAt = Date.now()
     this.lastSeenAt = this.openedAt
+    this.lastFrameAt = this.openedAt
+    this.tokens = burst
+    this.refilledAt = this.openedAt
+    this.abuseWindowStart = this.openedAt
   }
 
   get state (): ConnectionState {

@@ -3,7 +3,10 @@ import type { Connection, ConnectionStatus, PendingHandler } from './connection.
 import type { Deadline } from './deadlines.js'
 import type { MessageId } from './envelope.js'
 import type { Route } from './registry.js'
-import type { SendOptions, SendResult } from './send.js'
+import { failure, type SendOptions, type SendResult } from './send.js'
+import { SendFailure } from './errors.js'
+
+const ALREADY_ANSWERED = failure(SendFailure.ALREADY_ANSWERED)
 
 /** What a context needs from the router that owns it. */
 export interface ContextHost {
@@ -89,8 +92,15 @@ export class HandlerContext<Reply = unknown> implements Deadline, PendingHandler
     return this.host.sendFrame(this.conn, type, undefined, payload, options)
   }
 
-  /** Send the reply now, with the request's id; the handler's return value is then not needed. */
+  /**
+   * Send the reply now, with the request's id. Once per frame, and only
+   * while the handler is still in time: otherwise `ALREADY_ANSWERED`.
+   * After `reply()`, the handler's return value is not sent.
+   */
   reply (payload: Reply): Promise<SendResult> {
+    // One answer per frame: not a second reply, not a reply after the router
+    // answered for the handler (timeout, error).
+    if (this.replied || this.finished) return Promise.resolve(ALREADY_ANSWERED)
     this.replied = true
     const sent = this.host.sendFrame(this.conn, this.route.replyType, this.id, payload, { route: this.route, droppable: this.route.droppable })
     this.pendingReply = sent

@@ -13,10 +13,15 @@ export interface Deadline {
 export class DeadlineSweeper {
   private readonly pending = new Set<Deadline>()
   private timer: NodeJS.Timeout | null = null
-  private readonly tickMs: number
+  private tickMs = 1000
 
-  constructor (shortestTimeoutMs: number) {
-    this.tickMs = Math.min(1000, Math.max(5, Math.floor(shortestTimeoutMs / 10)))
+  constructor (timeoutMs: number) {
+    this.considerTimeout(timeoutMs)
+  }
+
+  /** Make the tick fine enough for this timeout (called when a route is registered). */
+  considerTimeout (timeoutMs: number): void {
+    this.tickMs = Math.min(this.tickMs, Math.max(5, Math.floor(timeoutMs / 10)))
   }
 
   get size (): number {

@@ -77,6 +77,15 @@ function salvageId (parsed: unknown): MessageId | undefined {
   return id ?? undefined
 }
 
+/** JSON.parse for the failure path only: a BOM stripped, never throws. */
+function parseLoosely (text: string): unknown {
+  try {
+    return JSON.parse(text.charCodeAt(0) === 0xFEFF ? text.slice(1) : text)
+  } catch {
+    return undefined
+  }
+}
+
 function fail (code: WireErrorCode, message: string, id?: MessageId): DecodeResult {
   return { ok: false, code, message, id }
 }
@@ -93,7 +102,7 @@ export function decodeFrame (text: string, maxDepth: number): DecodeResult {
   if (parsed === undefined) return fail(WireErrorCode.INVALID_JSON, 'Frame is not valid JSON')
   if (parsed === null) {
     if (!text.includes('{')) return fail(WireErrorCode.INVALID_MESSAGE, 'Frame must be a JSON object')
-    return fail(WireErrorCode.FORBIDDEN_KEY, 'Frame contains a forbidden key (__proto__ or constructor.prototype)', salvageId(JSON.parse(text)))
+    return fail(WireErrorCode.FORBIDDEN_KEY, 'Frame contains a forbidden key (__proto__ or constructor.prototype)', salvageId(parseLoosely(text)))
   }
   if (typeof parsed === 'object') {
     const checkDepth = mayExceedDepth(text, maxDepth)

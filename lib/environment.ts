@@ -115,6 +115,10 @@ export interface EnvironmentSource {
  * not known is a registration error; an unknown variable value falls back to
  * production, the safe side (generic error messages).
  */
+function nonEmpty (value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value
+}
+
 export function resolveEnvironment (
   explicit: string | undefined,
   source: EnvironmentSource = process.env
@@ -125,8 +129,9 @@ export function resolveEnvironment (
     if (known === undefined) throw new FST_WSR_INVALID_ENVIRONMENT(explicit)
     name = known
   } else {
-    const raw = source.ENVIRONMENT ?? source.NODE_ENV
-    name = raw === undefined || raw === '' ? 'development' : (aliases[raw.toLowerCase()] ?? 'production')
+    // An empty variable counts as unset.
+    const raw = nonEmpty(source.ENVIRONMENT) ?? nonEmpty(source.NODE_ENV)
+    name = raw === undefined ? 'development' : (aliases[raw.toLowerCase()] ?? 'production')
   }
   const cloudRun = typeof source.K_SERVICE === 'string' && source.K_SERVICE !== ''
   const preset = cloudRun ? Object.freeze({ ...presets[name], ...cloudRunOverrides }) : presets[name]

@@ -79,7 +79,8 @@ export const WireErrorCode = Object.freeze({
   REPLY_FAILED: 'REPLY_FAILED',
   RATE_LIMITED: 'RATE_LIMITED',
   OVERLOADED: 'OVERLOADED',
-  FORBIDDEN: 'FORBIDDEN'
+  FORBIDDEN: 'FORBIDDEN',
+  ROOM_LIMIT: 'ROOM_LIMIT'
 } as const)
 
 // eslint-disable-next-line @typescript-eslint/no-redeclare -- a const and its value type share the name
@@ -94,7 +95,8 @@ export const SendFailure = Object.freeze({
   INVALID_OUTBOUND: 'INVALID_OUTBOUND',
   WRITE_ERROR: 'WRITE_ERROR',
   TIMEOUT: 'TIMEOUT',
-  DROPPED: 'DROPPED'
+  DROPPED: 'DROPPED',
+  ALREADY_ANSWERED: 'ALREADY_ANSWERED'
 } as const)
 
 // eslint-disable-next-line @typescript-eslint/no-redeclare -- a const and its value type share the name

@@ -3,6 +3,8 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { FastifyRequest } from 'fastify'
 import { resolveEnvironment, type EnvironmentName, type EnvironmentSource, type LogLevelName } from './environment.js'
 import { FST_WSR_INVALID_OPTION, FST_WSR_UNKNOWN_OPTION } from './errors.js'
+import { MemoryAdapter, type RouterAdapter } from './adapter.js'
+import type { HandlerContext } from './context.js'
 
 /**
  * Plugin options: validated once at registration into a frozen config.
@@ -17,7 +19,23 @@ export interface Identity {
   [claim: string]: unknown
 }
 
-export type Authenticate = (request: FastifyRequest) => Identity | null | undefined | Promise<Identity | null | undefined>
+/**
+ * Identify a client before the upgrade. `token` is the bearer token found in
+ * the `Authorization` header, the `token` query parameter or the
+ * `Sec-WebSocket-Protocol` list (`bearer, <token>`). Return `null` to refuse
+ * with 401; throw an error with a 4xx `statusCode` to refuse with that code.
+ */
+export type Authenticate = (request: FastifyRequest, token: string | undefined) => Identity | null | undefined | Promise<Identity | null | undefined>
+
+/** Decide whether a connection may join a room; false refuses with `FORBIDDEN`. */
+export type AuthorizeJoin = (ctx: HandlerContext<unknown>, room: string) => boolean | Promise<boolean>
+
+export interface RateLimitOption {
+  /** Sustained rate. */
+  messagesPerSecond: number
+  /** Frames accepted at once before the rate applies. */
+  burst: number
+}
 
 const PositiveInt = (maximum: number) => Type.Integer({ minimum: 1, maximum })
 const Milliseconds = Type.Integer({ minimum: 1, maximum: 24 * 60 * 60 * 1000 })
@@ -42,11 +60,41 @@ const OptionsSchema = Type.Partial(Type.Object({
   maxConnectionAgeMs: Type.Integer({ minimum: 0, maximum: 7 * 24 * 60 * 60 * 1000 }),
   shutdownGraceMs: Milliseconds,
   authenticate: Type.Function([], Type.Unknown()),
-  allowAnonymous: Type.Boolean()
+  allowAnonymous: Type.Boolean(),
+  authTimeoutMs: Milliseconds,
+  allowedOrigins: Type.Array(Type.String({ minLength: 1 }), { maxItems: 1000 }),
+  requireOrigin: Type.Boolean(),
+  maxConnections: Type.Integer({ minimum: 0 }),
+  maxConnectionsPerUser: Type.Integer({ minimum: 0 }),
+  maxBufferedBytes: PositiveInt(4 * 1024 * 1024 * 1024),
+  rateLimit: Type.Union([
+    Type.Literal(false),
+    Type.Object({ messagesPerSecond: Type.Number({ exclusiveMinimum: 0 }), burst: PositiveInt(1_000_000) }, { additionalProperties: false })
+  ]),
+  maxInFlight: PositiveInt(100_000),
+  idleTimeoutMs: Type.Integer({ minimum: 0, maximum: 7 * 24 * 60 * 60 * 1000 }),
+  maxRoomsPerConnection: PositiveInt(100_000),
+  authorizeJoin: Type.Function([], Type.Unknown()),
+  adapter: Type.Object({
+    addConnection: Type.Function([], Type.Unknown()),
+    removeConnection: Type.Function([], Type.Unknown()),
+    join: Type.Function([], Type.Unknown()),
+    leave: Type.Function([], Type.Unknown()),
+    roomsOf: Type.Function([], Type.Unknown()),
+    members: Type.Function([], Type.Unknown()),
+    localTargets: Type.Function([], Type.Unknown()),
+    publish: Type.Function([], Type.Unknown()),
+    counts: Type.Function([], Type.Unknown()),
+    close: Type.Function([], Type.Unknown())
+  })
 }, { additionalProperties: true }))
 
-/** Fastify passes its own register options to every plugin. */
-const fastifyRegisterKeys = new Set(['prefix', 'logLevel', 'logSerializers'])
+/**
+ * Fastify passes its own register options to every plugin. `prefix` is not
+ * among those accepted: this plugin does not encapsulate, so a prefix would
+ * be ignored; the route's whole path goes in `path`.
+ */
+const fastifyRegisterKeys = new Set(['logLevel', 'logSerializers'])
 
 type OptionValues = Static<typeof OptionsSchema>
 
@@ -90,6 +138,30 @@ export interface WsRouterOptions {
   authenticate?: Authenticate
   /** Accept clients without `authenticate` in production. Default false. */
   allowAnonymous?: boolean
+  /** Time `authenticate` may take before the upgrade is refused with 500. Default 10 000 ms. */
+  authTimeoutMs?: number
+  /** Origins allowed to connect (`https://app.example.com`, `https://*.example.com`). Default: any. */
+  allowedOrigins?: string[]
+  /** Refuse requests without an Origin header (browsers only). Default false. */
+  requireOrigin?: boolean
+  /** Open connections on this router, 0 for no limit; over it: HTTP 503. Default 10 000. */
+  maxConnections?: number
+  /** Open connections per user, 0 for no limit; over it: HTTP 429. Default 20. */
+  maxConnectionsPerUser?: number
+  /** Hard cap of a connection's send buffer; a connection stuck over it is closed with 1013. Default 1 MiB. */
+  maxBufferedBytes?: number
+  /** Inbound token bucket per connection, or false. Default 100 per second, burst 200. */
+  rateLimit?: RateLimitOption | false
+  /** Handlers running at once per connection; beyond: `OVERLOADED` and reading pauses. Default 32. */
+  maxInFlight?: number
+  /** Close a connection that sent no frame for this long (1001), 0 for never. Default 0. */
+  idleTimeoutMs?: number
+  /** Rooms one connection may be in. Default 100. */
+  maxRoomsPerConnection?: number
+  /** May this connection join this room? Default: yes. */
+  authorizeJoin?: AuthorizeJoin
+  /** Where users and rooms live; default: this process's memory. */
+  adapter?: RouterAdapter
 }
 
 export interface RouterConfig {
@@ -113,6 +185,18 @@ export interface RouterConfig {
   readonly shutdownGraceMs: number
   readonly authenticate: Authenticate | undefined
   readonly allowAnonymous: boolean
+  readonly authTimeoutMs: number
+  readonly allowedOrigins: readonly string[] | undefined
+  readonly requireOrigin: boolean
+  readonly maxConnections: number
+  readonly maxConnectionsPerUser: number
+  readonly maxBufferedBytes: number
+  readonly rateLimit: Readonly<RateLimitOption> | false
+  readonly maxInFlight: number
+  readonly idleTimeoutMs: number
+  readonly maxRoomsPerConnection: number
+  readonly authorizeJoin: AuthorizeJoin | undefined
+  readonly adapter: RouterAdapter
 }
 
 export const defaultOptions = Object.freeze({
@@ -125,7 +209,16 @@ export const defaultOptions = Object.freeze({
   unknownType: 'ack' as UnknownTypePolicy,
   maxConsecutiveErrors: 5,
   handlerTimeoutMs: 30_000,
-  allowAnonymous: false
+  allowAnonymous: false,
+  authTimeoutMs: 10_000,
+  requireOrigin: false,
+  maxConnections: 10_000,
+  maxConnectionsPerUser: 20,
+  maxBufferedBytes: 1024 * 1024,
+  rateLimit: Object.freeze({ messagesPerSecond: 100, burst: 200 }) as Readonly<RateLimitOption> | false,
+  maxInFlight: 32,
+  idleTimeoutMs: 0,
+  maxRoomsPerConnection: 100
 })
 
 const checkOptions = TypeCompiler.Compile(OptionsSchema)
@@ -160,10 +253,16 @@ export function buildConfig (options: WsRouterOptions = {}, env?: EnvironmentSou
     ...given,
     environment: environment.name,
     cloudRun: environment.cloudRun,
-    authenticate: given.authenticate
+    authenticate: given.authenticate,
+    allowedOrigins: given.allowedOrigins === undefined ? undefined : Object.freeze([...given.allowedOrigins]),
+    rateLimit: given.rateLimit === undefined || given.rateLimit === false ? (given.rateLimit ?? defaultOptions.rateLimit) : Object.freeze({ ...given.rateLimit }),
+    adapter: options.adapter ?? new MemoryAdapter()
   } as RouterConfig
   if (config.livenessWindowMs < config.heartbeatIntervalMs) {
     throw new FST_WSR_INVALID_OPTION('livenessWindowMs', `must be at least heartbeatIntervalMs (${config.heartbeatIntervalMs})`)
+  }
+  if (config.maxBufferedBytes < config.highWaterMarkBytes) {
+    throw new FST_WSR_INVALID_OPTION('maxBufferedBytes', `must be at least highWaterMarkBytes (${config.highWaterMarkBytes})`)
   }
   return Object.freeze(config)
 }

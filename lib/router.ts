@@ -12,6 +12,10 @@ import { HandlerRegistry, validationDetails, type MessageHandler, type PayloadOf
 import { failure, sendText, type SendFailed, type SendOptions, type SendResult } from './send.js'
 import { RouterStats, type StatsSnapshot } from './stats.js'
 import { handleFrame } from './dispatch.js'
+import type { FanoutTarget, RoomMember, RouterAdapter } from './adapter.js'
+import { AdmissionCounter } from './admission.js'
+import type { Identity } from './options.js'
+import { ABUSE_WINDOW_MS, countRefusal, type RateLimitConfig } from './rate-limit.js'
 
 const kConnection = Symbol('fastify-ws-router.connection')
 const kRouter = Symbol('fastify-ws-router.router')
@@ -23,6 +27,13 @@ interface RoutedSocket extends WebSocket {
 
 const GENERIC_HANDLER_MESSAGE = 'The server could not handle this message'
 
+interface ErrorPayload {
+  code: string
+  message: string
+  details?: unknown
+  ref?: string
+}
+
 /** Options of a failure answered with an error frame. */
 interface FrameFailure {
   readonly code: string
@@ -31,8 +42,10 @@ interface FrameFailure {
   readonly messageType?: string | undefined
   readonly details?: unknown
   readonly err?: unknown
-  /** Log level of the one log line; `false` when it was logged already. */
+  /** Log level of the one log line; `false` when it was logged already or is only counted. */
   readonly level: 'info' | 'warn' | 'error' | false
+  /** Counts toward `maxConsecutiveErrors` (default true); flood refusals do not. */
+  readonly consecutive?: boolean
 }
 
 /**
@@ -49,6 +62,9 @@ export class WsRouter {
   readonly sweeper: DeadlineSweeper
   /** @internal also enforce `maxPayloadBytes` here: the shared ws server allows larger frames. */
   enforcePayloadLimit = false
+  /** @internal admitted clients: open connections plus upgrades under way */
+  readonly admissions = new AdmissionCounter()
+  readonly adapter: RouterAdapter
   private readonly connections = new Map<string, Connection>()
   private readonly log: FastifyBaseLogger
   private locked = false
@@ -60,6 +76,7 @@ export class WsRouter {
     this.log = log
     this.sweeper = new DeadlineSweeper(config.handlerTimeoutMs)
     this.registry = new HandlerRegistry(this.stats, config.handlerTimeoutMs)
+    this.adapter = config.adapter
   }
 
   /**
@@ -77,12 +94,10 @@ export class WsRouter {
   on (type: string, handler: MessageHandler<unknown, unknown>): this
   on (type: string, optionsOrHandler: unknown, maybeHandler?: unknown): this {
     if (this.locked) throw new FST_WSR_REGISTRY_LOCKED(type)
-    if (typeof optionsOrHandler === 'function') {
-      this.registry.add(type, {}, optionsOrHandler as MessageHandler<unknown, unknown>)
-    } else {
-      const options = (optionsOrHandler ?? {}) as RouteOptions<TSchema | undefined, TSchema | undefined>
-      this.registry.add(type, options, maybeHandler as MessageHandler<unknown, unknown>)
-    }
+    const route = typeof optionsOrHandler === 'function'
+      ? this.registry.add(type, {}, optionsOrHandler as MessageHandler<unknown, unknown>)
+      : this.registry.add(type, (optionsOrHandler ?? {}) as RouteOptions<TSchema | undefined, TSchema | undefined>, maybeHandler as MessageHandler<unknown, unknown>)
+    this.sweeper.considerTimeout(route.timeoutMs)
     return this
   }
 
@@ -93,7 +108,9 @@ export class WsRouter {
 
   /** A copy of the counters. */
   getStats (): StatsSnapshot {
-    return this.stats.snapshot()
+    const byState: Record<string, number> = { CONNECTING: 0, OPEN: 0, CLOSING: 0, CLOSED: 0 }
+    for (const conn of this.connections.values()) byState[conn.state] = (byState[conn.state] ?? 0) + 1
+    return this.stats.snapshot(byState, this.adapter.counts())
   }
 
   /** Number of open connections. */
@@ -109,8 +126,130 @@ export class WsRouter {
   /** Send a frame to one connection by id. */
   sendTo (connectionId: string, type: string, payload?: unknown, options?: SendOptions): Promise<SendResult> {
     const conn = this.connections.get(connectionId)
-    if (conn === undefined) return Promise.resolve(failure(SendFailure.NOT_OPEN))
+    if (conn === undefined) {
+      this.stats.countSendFailure(SendFailure.NOT_OPEN)
+      this.log[this.config.sendFailureLogLevel]({ connectionId, messageType: type, reason: SendFailure.NOT_OPEN, environment: this.config.environment }, 'websocket send failed: no such connection')
+      return Promise.resolve(failure(SendFailure.NOT_OPEN))
+    }
     return this.sendFrame(conn, type, undefined, payload, options)
+  }
+
+  /** Send to every connection of a user (on every instance the adapter reaches). */
+  sendToUser (userId: string, type: string, payload?: unknown, options?: FanoutOptions): Promise<FanoutResult> {
+    return this.fanout({ kind: 'user', userId, except: options?.except }, type, payload, options)
+  }
+
+  /** Send to every member of a room, optionally except one connection. */
+  sendToRoom (room: string, type: string, payload?: unknown, options?: FanoutOptions): Promise<FanoutResult> {
+    return this.fanout({ kind: 'room', room, except: options?.except }, type, payload, options)
+  }
+
+  /** Send to every connection, optionally except one. */
+  broadcast (type: string, payload?: unknown, options?: FanoutOptions): Promise<FanoutResult> {
+    return this.fanout({ kind: 'all', except: options?.except }, type, payload, options)
+  }
+
+  /**
+   * Put a connection in a room. Returns false when the connection is unknown
+   * or already a member; throws nothing.
+   */
+  join (connectionId: string, room: string): boolean {
+    return this.adapter.join(connectionId, room)
+  }
+
+  /** Take a connection out of a room; false when it was not a member. */
+  leave (connectionId: string, room: string): boolean {
+    return this.adapter.leave(connectionId, room)
+  }
+
+  /** Members of a room: connection and user ids. */
+  members (room: string): Promise<RoomMember[]> {
+    return this.adapter.members(room)
+  }
+
+  /** Rooms a connection is in. */
+  roomsOf (connectionId: string): readonly string[] {
+    return this.adapter.roomsOf(connectionId)
+  }
+
+  /** Ids of this instance's open connections of a user. */
+  connectionsOf (userId: string): string[] {
+    return this.adapter.localTargets({ kind: 'user', userId })
+  }
+
+  /**
+   * Encode once, write to every local target without waiting on one before
+   * the next (a slow client never stalls the others), hand the frame to the
+   * adapter for other instances, and report the outcome of every target.
+   */
+  private async fanout (target: FanoutTarget, type: string, payload: unknown, options: FanoutOptions | undefined): Promise<FanoutResult> {
+    const encoded = encodeFrame(type, undefined, payload)
+    if (!encoded.ok) {
+      this.stats.countSendFailure(SendFailure.SERIALIZE)
+      this.log.error({ messageType: type, target, err: encoded.error, environment: this.config.environment }, 'websocket fan-out could not serialise its frame')
+      return { ok: false, reason: SendFailure.SERIALIZE, targets: 0, delivered: 0, failed: [], remote: null }
+    }
+    const ids = this.adapter.localTargets(target)
+    const sends: Array<Promise<SendResult>> = new Array(ids.length)
+    for (let i = 0; i < ids.length; i++) {
+      const conn = this.connections.get(ids[i] as string)
+      sends[i] = conn === undefined ? Promise.resolve(failure(SendFailure.NOT_OPEN)) : this.deliver(conn, type, encoded.text, options)
+    }
+    const remote = this.adapter.publish(target, encoded.text).catch((err: unknown) => ({ instances: 0, error: (err as Error).message ?? 'PUBLISH_FAILED' }))
+    const results = await Promise.all(sends)
+    const remoteOutcome = await remote
+    const failed: FailedTarget[] = []
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i] as SendResult
+      if (!result.ok) failed.push({ connectionId: ids[i] as string, reason: result.reason })
+    }
+    const delivered = ids.length - failed.length
+    const noTarget = ids.length === 0 && (remoteOutcome === null || remoteOutcome.instances === 0) && remoteOutcome?.error === undefined
+    const result: FanoutResult = {
+      ok: !noTarget && failed.length === 0 && remoteOutcome?.error === undefined,
+      targets: ids.length,
+      delivered,
+      failed,
+      remote: remoteOutcome
+    }
+    if (noTarget) result.reason = 'NO_TARGET'
+    const unreported = failed.filter((f) => f.reason !== SendFailure.DROPPED)
+    if (unreported.length > 0 || remoteOutcome?.error !== undefined) {
+      this.log[this.config.sendFailureLogLevel]({
+        messageType: type,
+        target,
+        targets: ids.length,
+        delivered,
+        failed: unreported.length > 20 ? unreported.slice(0, 20) : unreported,
+        failedCount: unreported.length,
+        remote: remoteOutcome,
+        environment: this.config.environment
+      }, 'websocket fan-out had failures')
+    }
+    return result
+  }
+
+  /** One target of a fan-out: counted here, logged by the fan-out as a whole. */
+  private deliver (conn: Connection, type: string, text: string, options: SendOptions | undefined): Promise<SendResult> {
+    return sendText(conn, text, this.config, options).then((result) => {
+      if (result.ok) this.stats.sendsOk++
+      else this.countFailedSend(conn, type, result)
+      return result
+    })
+  }
+
+  private countFailedSend (conn: Connection, type: string, result: SendFailed): void {
+    this.stats.countSendFailure(result.reason)
+    if (result.reason === SendFailure.DROPPED) this.stats.countDropped(type)
+    else if (result.reason === SendFailure.BACKPRESSURE) this.closeStuck(conn)
+  }
+
+  /** A must-deliver send could not get through: the client cannot keep up. */
+  private closeStuck (conn: Connection): void {
+    if (!conn.isOpen) return
+    this.stats.backpressureCloses++
+    conn.log.warn({ bufferedAmount: conn.socket.bufferedAmount, maxBufferedBytes: this.config.maxBufferedBytes, environment: this.config.environment }, 'closing websocket: client does not read fast enough (1013)')
+    conn.socket.close(CloseCode.TRY_AGAIN_LATER, 'client too slow')
   }
 
   /** @internal no handler may be added once connections are served. */
@@ -132,10 +271,12 @@ export class WsRouter {
    * @internal Adopt a new socket: attach listeners synchronously (a late
    * listener loses frames), then greet the client.
    */
-  accept (socket: WebSocket, request: FastifyRequest, userId: string): Connection {
+  accept (socket: WebSocket, request: FastifyRequest, identity: Identity): Connection {
     const id = randomUUID()
+    const userId = identity.userId
     const log = request.log.child({ connectionId: id, userId })
-    const conn = new Connection(id, userId, socket, request, log, this.config)
+    const burst = this.config.rateLimit === false ? 0 : this.config.rateLimit.burst
+    const conn = new Connection(id, identity, socket, request, log, this.config, burst)
     const routed = socket as RoutedSocket
     routed[kConnection] = conn
     routed[kRouter] = this
@@ -143,6 +284,7 @@ export class WsRouter {
     socket.on('pong', onSocketPong)
     socket.on('close', onSocketClose)
     this.connections.set(id, conn)
+    this.adapter.addConnection(id, userId)
     this.stats.connectionsOpen++
     this.stats.connectionsTotal++
     if (this.heartbeatTimer === null) this.startHeartbeat()
@@ -174,12 +316,17 @@ export class WsRouter {
         this.stats.sendsOk++
         return result
       }
+      if (result.reason === SendFailure.DROPPED) {
+        // A droppable frame (typing, progress) dropped for a slow client: counted, not logged.
+        this.countFailedSend(conn, type, result)
+        return result
+      }
       return this.sendFailed(conn, type, id, result)
     })
   }
 
   private sendFailed (conn: Connection, type: string, id: MessageId | undefined, result: SendFailed, details?: unknown): SendResult {
-    this.stats.countSendFailure(result.reason)
+    this.countFailedSend(conn, type, result)
     conn.log[this.config.sendFailureLogLevel]({
       messageType: type,
       messageId: id,
@@ -195,8 +342,8 @@ export class WsRouter {
 
   /** @internal A frame ended in failure: count it, log it once, answer with an error frame. */
   rejectFrame (conn: Connection, failure: FrameFailure): void {
-    this.stats.countInvalid(failure.code)
-    const ref = newRef()
+    // The ref ties the frame to its log line, so only a logged failure has one.
+    const ref = failure.level === false ? undefined : newRef()
     if (failure.level !== false) {
       conn.log[failure.level]({
         code: failure.code,
@@ -210,12 +357,36 @@ export class WsRouter {
       }, failure.message)
     }
     if (conn.isOpen) {
-      const payload = failure.details === undefined
-        ? { code: failure.code, message: failure.message, ref }
-        : { code: failure.code, message: failure.message, details: failure.details, ref }
+      const payload: ErrorPayload = { code: failure.code, message: failure.message }
+      if (failure.details !== undefined) payload.details = failure.details
+      if (ref !== undefined) payload.ref = ref
       this.sendFrame(conn, 'error', failure.id, payload)
     }
-    this.countError(conn)
+    if (failure.consecutive !== false) this.countError(conn)
+  }
+
+  /**
+   * @internal A frame refused by the token bucket: answered with
+   * `RATE_LIMITED`, logged once per abuse window, and past the abuse
+   * threshold the connection is closed with 1008.
+   */
+  rateLimited (conn: Connection, id: MessageId | undefined, now: number): void {
+    this.stats.rateLimited++
+    const limit = this.config.rateLimit as RateLimitConfig
+    const firstInWindow = now - conn.abuseWindowStart > ABUSE_WINDOW_MS || conn.refusedInWindow === 0
+    const abusive = countRefusal(conn, limit, now)
+    this.rejectFrame(conn, {
+      code: WireErrorCode.RATE_LIMITED,
+      message: `Rate limit exceeded (${limit.messagesPerSecond} messages per second, burst ${limit.burst})`,
+      id,
+      level: firstInWindow ? 'warn' : false,
+      consecutive: false
+    })
+    if (abusive && conn.isOpen) {
+      this.stats.abuseCloses++
+      conn.log.warn({ refusedInWindow: conn.refusedInWindow, environment: this.config.environment }, 'closing websocket: sustained flooding (1008)')
+      conn.socket.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded')
+    }
   }
 
   /** @internal A frame was answered without failure. */
@@ -256,14 +427,25 @@ export class WsRouter {
   /** @internal ContextHost: an async handler is no longer pending. */
   handlerReleased (ctx: HandlerContext<unknown>): void {
     this.sweeper.delete(ctx)
-    ctx.conn.deletePending(ctx)
+    const conn = ctx.conn
+    conn.deletePending(ctx)
+    if (conn.readingPaused && conn.inFlight < this.config.maxInFlight) {
+      conn.readingPaused = false
+      if (conn.isOpen) conn.socket.resume()
+    }
   }
 
   /** @internal Start tracking an async handler. */
   trackHandler (ctx: HandlerContext<unknown>): void {
     ctx.deadline = Date.now() + ctx.route.timeoutMs
     this.sweeper.add(ctx)
-    ctx.conn.addPending(ctx)
+    const conn = ctx.conn
+    conn.addPending(ctx)
+    if (conn.inFlight >= this.config.maxInFlight && !conn.readingPaused) {
+      // Stop reading rather than buffer frames without bound; resumed as handlers finish.
+      conn.readingPaused = true
+      conn.socket.pause()
+    }
   }
 
   /** @internal */
@@ -275,6 +457,8 @@ export class WsRouter {
   removeConnection (conn: Connection, code: number): void {
     if (!this.connections.delete(conn.id)) return
     conn.closeCode = code
+    this.adapter.removeConnection(conn.id)
+    this.admissions.remove(conn.userId)
     this.stats.connectionsOpen--
     this.stats.countClose(code)
     conn.release(new Error(`connection closed (${code})`))
@@ -299,13 +483,18 @@ export class WsRouter {
    * chosen clock.
    */
   heartbeatTick (now: number = Date.now()): void {
-    const { livenessWindowMs, maxConnectionAgeMs } = this.config
+    const { livenessWindowMs, maxConnectionAgeMs, idleTimeoutMs } = this.config
     for (const conn of this.connections.values()) {
       if (!conn.isOpen) continue
       if (now - conn.lastSeenAt > livenessWindowMs) {
         this.stats.heartbeatTerminations++
         conn.log.info({ lastSeenMs: now - conn.lastSeenAt, livenessWindowMs, environment: this.config.environment }, 'terminating websocket: no pong within the liveness window')
         conn.socket.terminate()
+        continue
+      }
+      if (idleTimeoutMs > 0 && now - conn.lastFrameAt > idleTimeoutMs) {
+        this.stats.idleCloses++
+        conn.socket.close(CloseCode.GOING_AWAY, 'idle timeout')
         continue
       }
       if (maxConnectionAgeMs > 0 && now - conn.openedAt >= maxConnectionAgeMs) {
@@ -333,7 +522,12 @@ export class WsRouter {
     this.stopHeartbeat()
     this.sweeper.stop()
     const open = [...this.connections.values()]
-    if (open.length === 0) return
+    const shutdown = new Error('server shutting down')
+    for (const conn of open) conn.release(shutdown)
+    if (open.length === 0) {
+      await this.adapter.close()
+      return
+    }
     await new Promise<void>((resolve) => {
       let left = open.length
       const timer = setTimeout(() => {
@@ -347,6 +541,7 @@ export class WsRouter {
           resolve()
         }
       }
+      if (this.config.shutdownGraceMs > 0) timer.unref()
       for (const conn of open) {
         if (conn.socket.readyState === 3) {
           onClosed()
@@ -356,7 +551,32 @@ export class WsRouter {
         conn.socket.close(CloseCode.GOING_AWAY, 'server shutting down')
       }
     })
+    await this.adapter.close()
   }
+}
+
+export interface FanoutOptions extends SendOptions {
+  /** Leave this connection out (the sender's own, say). */
+  readonly except?: string | undefined
+}
+
+export interface FailedTarget {
+  readonly connectionId: string
+  readonly reason: SendFailure
+}
+
+/** The outcome of a fan-out: every target accounted for. */
+export interface FanoutResult {
+  /** Every target got the frame (and at least one target existed). */
+  ok: boolean
+  /** `NO_TARGET`: nobody, on any instance, matched; `SERIALIZE`: the payload could not be encoded. */
+  reason?: 'NO_TARGET' | typeof SendFailure.SERIALIZE
+  /** Local connections the frame was written to (or tried). */
+  targets: number
+  delivered: number
+  failed: FailedTarget[]
+  /** Other instances (null with the in-memory adapter). */
+  remote: { instances: number, error?: string } | null
 }
 
 function heartbeat (router: WsRouter): void {

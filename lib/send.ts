@@ -15,6 +15,7 @@ export type SendFailed = Extract<SendResult, { ok: false }>
 export interface SendLimits {
   readonly maxOutboundBytes: number
   readonly highWaterMarkBytes: number
+  readonly maxBufferedBytes: number
   readonly sendTimeoutMs: number
 }
 
@@ -49,6 +50,8 @@ function exceedsBytes (text: string, max: number): boolean {
  * - larger than `maxOutboundBytes`: `TOO_LARGE`;
  * - buffer over the high-water mark: droppable sends are `DROPPED`, the
  *   others wait for drain up to `sendTimeoutMs`, then `BACKPRESSURE`;
+ * - a write that would take a non-empty buffer over `maxBufferedBytes`:
+ *   `BACKPRESSURE` at once (the caller closes such a connection with 1013);
  * - written but left in the socket's buffer: `TIMEOUT` if ws has not
  *   confirmed the write within `sendTimeoutMs` (the bytes may still arrive).
  */
@@ -61,11 +64,18 @@ export function sendText (conn: Connection, text: string, limits: SendLimits, op
     if (options?.droppable === true) return Promise.resolve(DROPPED)
     return waitForDrain(conn, limits.sendTimeoutMs).then((drained) => {
       if (socket.readyState !== OPEN) return NOT_OPEN
-      if (!drained || socket.bufferedAmount >= limits.highWaterMarkBytes) return BACKPRESSURE
+      const now = socket.bufferedAmount
+      if (!drained || now >= limits.highWaterMarkBytes || overCap(now, text, limits)) return BACKPRESSURE
       return write(conn, text, limits)
     })
   }
+  if (overCap(buffered, text, limits)) return Promise.resolve(BACKPRESSURE)
   return write(conn, text, limits)
+}
+
+/** An empty buffer always takes one frame; a non-empty one stays under the hard cap. */
+function overCap (buffered: number, text: string, limits: SendLimits): boolean {
+  return buffered > 0 && buffered + text.length > limits.maxBufferedBytes
 }
 
 function write (conn: Connection, text: string, limits: SendLimits): Promise<SendResult> {

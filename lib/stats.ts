@@ -14,7 +14,10 @@ export interface TypeCounters {
 }
 
 export interface StatsSnapshot {
-  connections: { open: number, total: number, closedByCode: Record<string, number> }
+  connections: { open: number, total: number, byState: Record<string, number>, closedByCode: Record<string, number> }
+  /** Users with a connection and rooms with a member, as the adapter sees them. */
+  users: number
+  rooms: number
   frames: { received: number, unhandled: number }
   types: Record<string, TypeCounters>
   invalid: Record<string, number>
@@ -23,6 +26,20 @@ export interface StatsSnapshot {
   sends: { ok: number, failed: Record<string, number> }
   heartbeat: { terminated: number }
   protocolErrors: Record<string, number>
+  /** Frames refused by the inbound token bucket. */
+  rateLimited: number
+  /** Frames refused because too many handlers ran (`OVERLOADED`). */
+  overloaded: number
+  /** Droppable frames dropped for slow clients, by frame type. */
+  dropped: Record<string, number>
+  /** Connections closed with 1013 for not reading (backpressure). */
+  backpressureCloses: number
+  /** Connections closed with 1008 for sustained flooding. */
+  abuseCloses: number
+  /** Connections closed for idleness. */
+  idleCloses: number
+  /** Upgrades refused before the 101, by reason. */
+  refused: Record<string, number>
 }
 
 export class RouterStats {
@@ -33,6 +50,13 @@ export class RouterStats {
   handlerErrors = 0
   handlerTimeouts = 0
   sendsOk = 0
+  rateLimited = 0
+  overloaded = 0
+  backpressureCloses = 0
+  abuseCloses = 0
+  idleCloses = 0
+  readonly dropped = new Map<string, number>()
+  readonly refused = new Map<string, number>()
   heartbeatTerminations = 0
   readonly closedByCode = new Map<number, number>()
   readonly invalid = new Map<WireErrorCode | string, number>()
@@ -63,20 +87,31 @@ export class RouterStats {
     this.protocolErrors.set(code, (this.protocolErrors.get(code) ?? 0) + 1)
   }
 
+  countDropped (type: string): void {
+    this.dropped.set(type, (this.dropped.get(type) ?? 0) + 1)
+  }
+
+  countRefusal (reason: string): void {
+    this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1)
+  }
+
   countClose (code: number): void {
     this.closedByCode.set(code, (this.closedByCode.get(code) ?? 0) + 1)
   }
 
   /** A copy that the caller may keep or serialise. */
-  snapshot (): StatsSnapshot {
+  snapshot (byState: Record<string, number>, counts: { users: number, rooms: number }): StatsSnapshot {
     const types: Record<string, TypeCounters> = {}
     for (const [type, counters] of this.types) types[type] = { ...counters }
     return {
       connections: {
         open: this.connectionsOpen,
         total: this.connectionsTotal,
+        byState,
         closedByCode: Object.fromEntries(this.closedByCode)
       },
+      users: counts.users,
+      rooms: counts.rooms,
       frames: { received: this.framesReceived, unhandled: this.unhandled },
       types,
       invalid: Object.fromEntries(this.invalid),
@@ -84,7 +119,14 @@ export class RouterStats {
       handlerTimeouts: this.handlerTimeouts,
       sends: { ok: this.sendsOk, failed: Object.fromEntries(this.sendsFailed) },
       heartbeat: { terminated: this.heartbeatTerminations },
-      protocolErrors: Object.fromEntries(this.protocolErrors)
+      protocolErrors: Object.fromEntries(this.protocolErrors),
+      rateLimited: this.rateLimited,
+      overloaded: this.overloaded,
+      dropped: Object.fromEntries(this.dropped),
+      backpressureCloses: this.backpressureCloses,
+      abuseCloses: this.abuseCloses,
+      idleCloses: this.idleCloses,
+      refused: Object.fromEntries(this.refused)
     }
   }
 }

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
@@ -7,6 +9,8 @@ import type { ConnectionStatus } from '../lib/connection.js'
 import { FST_WSR_ANONYMOUS_IN_PRODUCTION, FST_WSR_WEBSOCKET_CONFLICT } from '../lib/errors.js'
 import { registerHeartbeat } from '../lib/handlers/heartbeat.js'
 import { registerPing } from '../lib/handlers/ping.js'
+import { registerRooms } from '../lib/handlers/rooms.js'
+import { compileOrigins, extractToken, redactUrl, refusal, RefusalReason, selectProtocol, type Refusal } from '../lib/admission.js'
 import { buildConfig, type Identity, type RouterConfig, type WsRouterOptions } from '../lib/options.js'
 import { WsRouter } from '../lib/router.js'
 import type { Connection } from '../lib/connection.js'
@@ -32,10 +36,16 @@ declare module 'fastify' {
 
 const kConnection = Symbol('fastify-ws-router.request-connection')
 const kIdentity = Symbol('fastify-ws-router.identity')
+const kAccepted = Symbol('fastify-ws-router.accepted')
 
 interface RouterRequest extends FastifyRequest {
   [kConnection]?: Connection
+}
+
+/** Admission state lives on the raw request, which the hook and the handler share. */
+interface RouterRawRequest extends IncomingMessage {
   [kIdentity]?: Identity
+  [kAccepted]?: boolean
 }
 
 const NO_SOCKET: ConnectionStatus = Object.freeze({
@@ -63,14 +73,36 @@ function anonymousIdentity (request: FastifyRequest, config: RouterConfig): Iden
   return { userId: `anon-${randomUUID()}` }
 }
 
+function isIdentity (value: unknown): value is Identity {
+  if (value === null || typeof value !== 'object') return false
+  const userId = (value as { userId?: unknown }).userId
+  return typeof userId === 'string' && userId.length > 0 && userId.length <= 256
+}
+
+/** The request as logged: the `token` query parameter never reaches a log line. */
+function redactedRequest (request: FastifyRequest): Record<string, unknown> {
+  return {
+    method: request.method,
+    url: redactUrl(request.url),
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort
+  }
+}
+
 async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOptions): Promise<void> {
   const config = buildConfig(options)
   if (config.environment === 'production' && config.authenticate === undefined && !config.allowAnonymous) {
     throw new FST_WSR_ANONYMOUS_IN_PRODUCTION()
   }
+  const originAllowed = config.allowedOrigins === undefined ? undefined : compileOrigins(config.allowedOrigins)
+  if (config.environment === 'production' && originAllowed === undefined) {
+    fastify.log.warn({ path: config.path }, 'fastify-ws-router: allowedOrigins is not set, so any web page may open a WebSocket to this server with its visitors\' credentials')
+  }
   const router = new WsRouter(config, fastify.log)
   registerPing(router)
   registerHeartbeat(router)
+  registerRooms(router)
 
   if (fastify.hasDecorator('websocketServer')) {
     // @fastify/websocket was registered by the app: its ws server may allow
@@ -82,7 +114,7 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
     // Two @fastify/websocket instances on one server would both route every upgrade.
     if (fastify.server.listenerCount('upgrade') > 0) throw new FST_WSR_WEBSOCKET_CONFLICT()
     await fastify.register(websocket, {
-      options: { maxPayload: config.maxPayloadBytes },
+      options: { maxPayload: config.maxPayloadBytes, handleProtocols: selectProtocol },
       errorHandler: onSocketError,
       preClose: function (done) {
         const wss = this.websocketServer
@@ -96,19 +128,84 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
 
   fastify.addHook('onReady', async () => { router.lock() })
 
+  /** Refuse with an HTTP answer, before any upgrade; counted by reason. */
+  function refuse (reply: FastifyReply, refused: Refusal): FastifyReply {
+    router.stats.countRefusal(refused.reason)
+    reply.log.info({ statusCode: refused.statusCode, reason: refused.reason, environment: config.environment }, 'websocket upgrade refused')
+    if (refused.statusCode === 503) reply.header('retry-after', '1')
+    return reply.code(refused.statusCode).send({ statusCode: refused.statusCode, code: refused.reason, error: refused.message })
+  }
+
+  async function identify (request: FastifyRequest): Promise<Identity | Refusal> {
+    const authenticate = config.authenticate
+    if (authenticate === undefined) return anonymousIdentity(request, config)
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<Refusal>((resolve) => {
+      timer = setTimeout(resolve, config.authTimeoutMs, refusal(500, RefusalReason.AUTH_TIMEOUT, 'Authentication did not answer in time'))
+    })
+    try {
+      const outcome = await Promise.race([Promise.resolve(authenticate(request, extractToken(request))), timeout])
+      if (isIdentity(outcome)) return outcome
+      if (outcome !== null && typeof outcome === 'object' && 'reason' in outcome) {
+        request.log.error({ authTimeoutMs: config.authTimeoutMs, environment: config.environment }, 'websocket authenticate timed out')
+        return outcome
+      }
+      return refusal(401, RefusalReason.AUTH_REQUIRED, 'Valid credentials are required')
+    } catch (err) {
+      const statusCode = (err as { statusCode?: unknown }).statusCode
+      if (typeof statusCode === 'number' && statusCode >= 500) {
+        request.log.error({ err, environment: config.environment }, 'websocket authenticate failed')
+        return refusal(500, RefusalReason.AUTH_ERROR, 'Authentication failed on the server')
+      }
+      const code = typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500 ? statusCode : 401
+      return refusal(code, RefusalReason.AUTH_FAILED, code === 403 ? 'Access denied' : 'Invalid credentials')
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   fastify.route({
     method: 'GET',
     url: config.path,
     websocket: true,
+    logSerializers: { req: redactedRequest },
     onRequest: async function admit (request: FastifyRequest, reply: FastifyReply) {
-      if (router.isClosing) {
-        return reply.code(503).header('retry-after', '1').send({ statusCode: 503, error: 'Service Unavailable', message: 'Server is shutting down' })
+      if (router.isClosing) return refuse(reply, refusal(503, RefusalReason.SHUTTING_DOWN, 'Server is shutting down'))
+      const origin = request.headers.origin
+      if (originAllowed !== undefined && origin !== undefined && !originAllowed(origin)) {
+        return refuse(reply, refusal(403, RefusalReason.ORIGIN_FORBIDDEN, 'Origin not allowed'))
       }
-      (request as RouterRequest)[kIdentity] = anonymousIdentity(request, config)
+      if (origin === undefined && config.requireOrigin) {
+        return refuse(reply, refusal(403, RefusalReason.ORIGIN_REQUIRED, 'An Origin header is required'))
+      }
+      if (config.maxConnections > 0 && router.admissions.size >= config.maxConnections) {
+        return refuse(reply, refusal(503, RefusalReason.SERVER_FULL, 'Server has reached its connection limit'))
+      }
+      const identity = await identify(request)
+      if (!isIdentity(identity)) return refuse(reply, identity)
+      // The client may have gone while authenticate ran: nothing to admit.
+      const rawSocket = request.raw.socket as Socket | undefined
+      if (rawSocket?.destroyed === true) return reply
+      if (config.maxConnectionsPerUser > 0 && router.admissions.countFor(identity.userId) >= config.maxConnectionsPerUser) {
+        return refuse(reply, refusal(429, RefusalReason.USER_CONNECTION_LIMIT, `At most ${config.maxConnectionsPerUser} connections per user`))
+      }
+      if (config.maxConnections > 0 && router.admissions.size >= config.maxConnections) {
+        return refuse(reply, refusal(503, RefusalReason.SERVER_FULL, 'Server has reached its connection limit'))
+      }
+      // Reserved until the socket closes; released early if the upgrade never completes.
+      router.admissions.add(identity.userId)
+      const raw = request.raw as RouterRawRequest
+      raw[kIdentity] = identity
+      // (app.injectWS requests have no socket.)
+      rawSocket?.once('close', () => {
+        if (raw[kAccepted] !== true) router.admissions.remove(identity.userId)
+      })
     },
     handler: function wsHandler (socket: WebSocket, request: FastifyRequest) {
-      const identity = (request as RouterRequest)[kIdentity] as Identity
-      ;(request as RouterRequest)[kConnection] = router.accept(socket, request, identity.userId)
+      const raw = request.raw as RouterRawRequest
+      const identity = raw[kIdentity] as Identity
+      raw[kAccepted] = true
+      ;(request as RouterRequest)[kConnection] = router.accept(socket, request, identity)
     }
   })
 

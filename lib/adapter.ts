@@ -1,0 +1,143 @@
+/**
+ * Where connections, users and rooms are tracked, and how a fan-out reaches
+ * connections on other server instances. The router delivers to its own
+ * sockets; the adapter says which of its sockets a target names and carries
+ * the frame to other instances (a Redis pub/sub adapter overrides `publish`).
+ * The in-memory default serves one instance.
+ */
+
+/** Whom a fan-out is for. `except` leaves one connection out (the sender's, say). */
+export type FanoutTarget =
+  | { readonly kind: 'user', readonly userId: string, readonly except?: string | undefined }
+  | { readonly kind: 'room', readonly room: string, readonly except?: string | undefined }
+  | { readonly kind: 'all', readonly except?: string | undefined }
+
+export interface RoomMember {
+  readonly connectionId: string
+  readonly userId: string
+}
+
+/** What other instances did with a published frame; `null` from a single-instance adapter. */
+export interface RemoteOutcome {
+  /** Instances that received the frame. */
+  readonly instances: number
+  /** Set when publishing failed (the broker is unreachable, for example). */
+  readonly error?: string
+}
+
+export interface RouterAdapter {
+  /** Register a connection on this instance. */
+  addConnection: (connectionId: string, userId: string) => void
+  /** Forget a connection and leave all of its rooms. */
+  removeConnection: (connectionId: string) => void
+  /** Add a connection to a room; false when it already was a member. */
+  join: (connectionId: string, room: string) => boolean
+  /** Remove a connection from a room; false when it was not a member. */
+  leave: (connectionId: string, room: string) => boolean
+  /** Rooms of a local connection. */
+  roomsOf: (connectionId: string) => readonly string[]
+  /** Members of a room (every instance the adapter can see). */
+  members: (room: string) => Promise<RoomMember[]>
+  /** Ids of the local connections a target names. */
+  localTargets: (target: FanoutTarget) => string[]
+  /** Carry an encoded frame to other instances. */
+  publish: (target: FanoutTarget, text: string) => Promise<RemoteOutcome | null>
+  /** Counts for the stats snapshot. */
+  counts: () => { users: number, rooms: number }
+  /** Release what the adapter holds (subscriptions, clients). */
+  close: () => Promise<void>
+}
+
+export class MemoryAdapter implements RouterAdapter {
+  protected readonly users = new Map<string, Set<string>>()
+  protected readonly rooms = new Map<string, Set<string>>()
+  protected readonly userOf = new Map<string, string>()
+  protected readonly roomsOfConnection = new Map<string, Set<string>>()
+
+  addConnection (connectionId: string, userId: string): void {
+    this.userOf.set(connectionId, userId)
+    addTo(this.users, userId, connectionId)
+  }
+
+  removeConnection (connectionId: string): void {
+    const userId = this.userOf.get(connectionId)
+    if (userId === undefined) return
+    this.userOf.delete(connectionId)
+    removeFrom(this.users, userId, connectionId)
+    const rooms = this.roomsOfConnection.get(connectionId)
+    if (rooms !== undefined) {
+      this.roomsOfConnection.delete(connectionId)
+      for (const room of rooms) removeFrom(this.rooms, room, connectionId)
+    }
+  }
+
+  join (connectionId: string, room: string): boolean {
+    if (!this.userOf.has(connectionId)) return false
+    if (!addTo(this.roomsOfConnection, connectionId, room)) return false
+    addTo(this.rooms, room, connectionId)
+    return true
+  }
+
+  leave (connectionId: string, room: string): boolean {
+    if (!removeFrom(this.roomsOfConnection, connectionId, room)) return false
+    removeFrom(this.rooms, room, connectionId)
+    return true
+  }
+
+  roomsOf (connectionId: string): readonly string[] {
+    const rooms = this.roomsOfConnection.get(connectionId)
+    return rooms === undefined ? [] : [...rooms]
+  }
+
+  async members (room: string): Promise<RoomMember[]> {
+    const ids = this.rooms.get(room)
+    if (ids === undefined) return []
+    const members: RoomMember[] = []
+    for (const connectionId of ids) members.push({ connectionId, userId: this.userOf.get(connectionId) as string })
+    return members
+  }
+
+  localTargets (target: FanoutTarget): string[] {
+    let ids: Iterable<string> | undefined
+    if (target.kind === 'user') ids = this.users.get(target.userId)
+    else if (target.kind === 'room') ids = this.rooms.get(target.room)
+    else ids = this.userOf.keys()
+    if (ids === undefined) return []
+    const result: string[] = []
+    for (const id of ids) if (id !== target.except) result.push(id)
+    return result
+  }
+
+  async publish (): Promise<RemoteOutcome | null> {
+    return null
+  }
+
+  counts (): { users: number, rooms: number } {
+    return { users: this.users.size, rooms: this.rooms.size }
+  }
+
+  async close (): Promise<void> {
+    this.users.clear()
+    this.rooms.clear()
+    this.userOf.clear()
+    this.roomsOfConnection.clear()
+  }
+}
+
+function addTo (map: Map<string, Set<string>>, key: string, value: string): boolean {
+  const set = map.get(key)
+  if (set === undefined) {
+    map.set(key, new Set([value]))
+    return true
+  }
+  if (set.has(value)) return false
+  set.add(value)
+  return true
+}
+
+function removeFrom (map: Map<string, Set<string>>, key: string, value: string): boolean {
+  const set = map.get(key)
+  if (set === undefined || !set.delete(value)) return false
+  if (set.size === 0) map.delete(key)
+  return true
+}

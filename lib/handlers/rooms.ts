@@ -1,0 +1,31 @@
+import { Type } from '@sinclair/typebox'
+import { WireErrorCode, WsRouterError } from '../errors.js'
+import type { WsRouter } from '../router.js'
+
+export const RoomPayload = Type.Object({ room: Type.String({ minLength: 1, maxLength: 128 }) })
+
+/**
+ * `join` `{ room }` → `joined` `{ room }`; `leave` `{ room }` → `left` `{ room }`.
+ * `authorizeJoin` may refuse with `FORBIDDEN`; a connection in
+ * `maxRoomsPerConnection` rooms gets `ROOM_LIMIT`. Joining twice is not an
+ * error (`joined` again); all rooms are left when the connection closes.
+ */
+export function registerRooms (router: WsRouter): void {
+  const { authorizeJoin, maxRoomsPerConnection } = router.config
+  router.on('join', { schema: RoomPayload, replyType: 'joined' }, async (payload, ctx) => {
+    const room = payload.room
+    if (authorizeJoin !== undefined && await authorizeJoin(ctx, room) !== true) {
+      throw new WsRouterError(WireErrorCode.FORBIDDEN, `Not allowed to join room "${room}"`)
+    }
+    const rooms = router.roomsOf(ctx.connectionId)
+    if (!rooms.includes(room) && rooms.length >= maxRoomsPerConnection) {
+      throw new WsRouterError(WireErrorCode.ROOM_LIMIT, `A connection may be in at most ${maxRoomsPerConnection} rooms`)
+    }
+    router.join(ctx.connectionId, room)
+    return { room }
+  })
+  router.on('leave', { schema: RoomPayload, replyType: 'left' }, (payload, ctx) => {
+    router.leave(ctx.connectionId, payload.room)
+    return { room: payload.room }
+  })
+}
