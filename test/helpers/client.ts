@@ -66,3 +66,25 @@ export async function connect (url: string, options: WebSocket.ClientOptions = {
     close () { ws.close() }
   }
 }
+
+/** Try an upgrade and report the HTTP refusal (status and JSON body), or 101. */
+export async function tryUpgrade (url: string, options: WebSocket.ClientOptions = {}, protocols?: string[]): Promise<{ status: number, body: any, protocol?: string }> {
+  return await new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocols, options)
+    ws.on('open', () => {
+      const protocol = ws.protocol
+      ws.terminate()
+      resolve({ status: 101, body: null, protocol })
+    })
+    ws.on('unexpected-response', (_req, res) => {
+      let text = ''
+      res.on('data', (chunk: Buffer) => { text += chunk.toString() })
+      res.on('end', () => {
+        let body: unknown = text
+        try { body = JSON.parse(text) } catch {}
+        resolve({ status: res.statusCode ?? 0, body })
+      })
+    })
+    ws.on('error', (err) => { if (!String(err.message).includes('Unexpected server response')) reject(err) })
+  })
+}
