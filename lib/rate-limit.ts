@@ -3,8 +3,10 @@
  * on the connection (no allocation, no timer). A bucket holds `burst` tokens
  * and refills at `messagesPerSecond`; each frame takes one.
  *
- * Sustained abuse: a connection that has more than `burst` frames refused
- * within one abuse window (10 s) is closed with 1008.
+ * Sustained abuse: a connection that has more frames refused within one
+ * abuse window (10 s) than the rate allows in that window (for the default
+ * 100 per second: 1 000 refusals in 10 s, a client sending at more than
+ * twice its rate for 10 s) is closed with 1008. A single burst is not abuse.
  */
 
 export interface RateLimitConfig {
@@ -41,5 +43,5 @@ export function countRefusal (state: RateLimitState, limit: RateLimitConfig, now
     state.abuseWindowStart = now
     state.refusedInWindow = 0
   }
-  return ++state.refusedInWindow > limit.burst
+  return ++state.refusedInWindow > limit.messagesPerSecond * ABUSE_WINDOW_MS / 1000
 }
