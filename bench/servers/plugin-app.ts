@@ -1,0 +1,68 @@
+/**
+ * The plugin server of targets (4) to (6). (4) is its built-in `ping` →
+ * `pong`; (5) is `user_message`, whose payload `{room, text}` is checked by
+ * a precompiled TypeBox validator before the handler runs; (6) is (5) with
+ * the lifecycle features on (plugin-lifecycle.ts).
+ *
+ * The `production` preset (what a deployment runs: no outbound validation,
+ * no error messages exposed), with anonymous clients allowed since the
+ * benchmark has no authentication.
+ */
+import Fastify from 'fastify'
+import { Type } from '@sinclair/typebox'
+import { wsRouter, type WsRouterOptions } from '../../lib/index.js'
+import { buildConfig } from '../../lib/options.js'
+import { control } from './control.js'
+import { FASTIFY_OPTIONS, MAX_PAYLOAD_BYTES, userMessageReply } from './shared.js'
+
+const UserMessage = Type.Object({ room: Type.String(), text: Type.String() })
+
+const BASE_OPTIONS = {
+  path: '/ws',
+  environment: 'production',
+  allowAnonymous: true,
+  maxPayloadBytes: MAX_PAYLOAD_BYTES
+} as const
+
+/**
+ * The options of a target that this version of the plugin knows. The
+ * lifecycle options arrive in stages; the benchmark asks for all of them
+ * and reports which ones the plugin did not know yet, instead of failing.
+ */
+function knownOptions (wanted: Record<string, unknown>): { applied: Record<string, unknown>, unknown: string[] } {
+  const applied: Record<string, unknown> = {}
+  const unknown: string[] = []
+  for (const [key, value] of Object.entries(wanted)) {
+    try {
+      buildConfig({ ...BASE_OPTIONS, [key]: value } as WsRouterOptions)
+    } catch (err) {
+      // Unknown keys are refused before any value is checked; any other
+      // error (one option alone may break a rule between two) means known.
+      if ((err as { code?: string }).code === 'FST_WSR_UNKNOWN_OPTION') {
+        unknown.push(key)
+        continue
+      }
+    }
+    applied[key] = value
+  }
+  return { applied, unknown }
+}
+
+/** Start the plugin server with the options of one target, then hand it to the harness. */
+export async function startPlugin (name: string, wanted: Record<string, unknown>): Promise<void> {
+  const { applied, unknown } = knownOptions(wanted)
+  const app = Fastify(FASTIFY_OPTIONS)
+  await app.register(wsRouter, { ...BASE_OPTIONS, ...applied } as WsRouterOptions)
+  app.wsRouter.on('user_message', { schema: UserMessage, replyType: 'user_message_result' }, (payload) => userMessageReply(payload))
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('unexpected address')
+
+  control(name, {
+    port: address.port,
+    info: { options: { ...BASE_OPTIONS, ...applied }, unknownOptions: unknown },
+    connections: () => app.wsRouter.connectionCount,
+    stats: () => ({ connectionCount: app.wsRouter.connectionCount, stats: app.wsRouter.getStats() }),
+    close: () => app.close()
+  })
+}
