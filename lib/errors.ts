@@ -80,7 +80,11 @@ export const WireErrorCode = Object.freeze({
   RATE_LIMITED: 'RATE_LIMITED',
   OVERLOADED: 'OVERLOADED',
   FORBIDDEN: 'FORBIDDEN',
-  ROOM_LIMIT: 'ROOM_LIMIT'
+  ROOM_LIMIT: 'ROOM_LIMIT',
+  NOT_CONFIGURED: 'NOT_CONFIGURED',
+  NOT_FOUND: 'NOT_FOUND',
+  AGENT_ERROR: 'AGENT_ERROR',
+  BATCH_TOO_LARGE: 'BATCH_TOO_LARGE'
 } as const)
 
 // eslint-disable-next-line @typescript-eslint/no-redeclare -- a const and its value type share the name

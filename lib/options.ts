@@ -5,6 +5,7 @@ import { resolveEnvironment, type EnvironmentName, type EnvironmentSource, type 
 import { FST_WSR_INVALID_OPTION, FST_WSR_UNKNOWN_OPTION } from './errors.js'
 import { MemoryAdapter, type RouterAdapter } from './adapter.js'
 import type { HandlerContext } from './context.js'
+import type { AgentRunner, UserMessage } from './agent-types.js'
 
 /**
  * Plugin options: validated once at registration into a frozen config.
@@ -75,6 +76,25 @@ const OptionsSchema = Type.Partial(Type.Object({
   idleTimeoutMs: Type.Integer({ minimum: 0, maximum: 7 * 24 * 60 * 60 * 1000 }),
   maxRoomsPerConnection: PositiveInt(100_000),
   authorizeJoin: Type.Function([], Type.Unknown()),
+  typingThrottleMs: Type.Integer({ minimum: 0, maximum: 60 * 60 * 1000 }),
+  typingTimeoutMs: Milliseconds,
+  maxMessageChars: PositiveInt(1024 * 1024),
+  onUserMessage: Type.Function([], Type.Unknown()),
+  agent: Type.Function([], Type.Unknown()),
+  agentName: Type.String({ minLength: 1, maxLength: 128 }),
+  maxConcurrentRuns: PositiveInt(1000),
+  maxBatchSize: PositiveInt(10_000),
+  legacyAliases: Type.Boolean(),
+  protocol: Type.Union([Type.Literal('auto'), Type.Literal('envelope'), Type.Literal('jsonrpc')]),
+  builtins: Type.Object({
+    connection: Type.Optional(Type.Boolean()),
+    rooms: Type.Optional(Type.Boolean()),
+    typing: Type.Optional(Type.Boolean()),
+    userMessage: Type.Optional(Type.Boolean()),
+    agent: Type.Optional(Type.Boolean()),
+    clientError: Type.Optional(Type.Boolean()),
+    batch: Type.Optional(Type.Boolean())
+  }, { additionalProperties: false }),
   adapter: Type.Object({
     addConnection: Type.Function([], Type.Unknown()),
     removeConnection: Type.Function([], Type.Unknown()),
@@ -162,7 +182,43 @@ export interface WsRouterOptions {
   authorizeJoin?: AuthorizeJoin
   /** Where users and rooms live; default: this process's memory. */
   adapter?: RouterAdapter
+  /** Repeated `typing_started` of a user in a room within this time is not re-broadcast. Default 2 000 ms. */
+  typingThrottleMs?: number
+  /** A `typing_started` without a stop expires (broadcast `typing: false`) after this. Default 5 000 ms. */
+  typingTimeoutMs?: number
+  /** Longest `user_message` text, in characters. Default 4 000. */
+  maxMessageChars?: number
+  /** Persist, enrich (return the message) or refuse (throw a `WsRouterError`) a user message before fan-out. */
+  onUserMessage?: OnUserMessage
+  /** The agent runner behind `start_agent`; without it `start_agent` answers `NOT_CONFIGURED`. */
+  agent?: AgentRunner
+  /** Name reported in `agent_started`. Default: the runner function's name, else `agent`. */
+  agentName?: string
+  /** Agent runs at once per connection; beyond: `OVERLOADED`. Default 3. */
+  maxConcurrentRuns?: number
+  /** Most messages in one `batch`; beyond: `BATCH_TOO_LARGE`. Default 50. */
+  maxBatchSize?: number
+  /** Accept the old system's message type names (`chat`, `agent_request`, ...). Default false. */
+  legacyAliases?: boolean
+  /** `auto` (envelopes and JSON-RPC 2.0), `envelope` or `jsonrpc` only. Default `auto`. */
+  protocol?: RouteProtocol
+  /** Switch built-in handlers off: `{ typing: false }`. All on by default. */
+  builtins?: BuiltinSwitches
 }
+
+export type RouteProtocol = 'auto' | 'envelope' | 'jsonrpc'
+
+export interface BuiltinSwitches {
+  connection?: boolean
+  rooms?: boolean
+  typing?: boolean
+  userMessage?: boolean
+  agent?: boolean
+  clientError?: boolean
+  batch?: boolean
+}
+
+export type OnUserMessage = (ctx: HandlerContext<unknown>, message: UserMessage) => UserMessage | undefined | void | Promise<UserMessage | undefined | void>
 
 export interface RouterConfig {
   readonly path: string
@@ -197,6 +253,17 @@ export interface RouterConfig {
   readonly maxRoomsPerConnection: number
   readonly authorizeJoin: AuthorizeJoin | undefined
   readonly adapter: RouterAdapter
+  readonly typingThrottleMs: number
+  readonly typingTimeoutMs: number
+  readonly maxMessageChars: number
+  readonly onUserMessage: OnUserMessage | undefined
+  readonly agent: AgentRunner | undefined
+  readonly agentName: string
+  readonly maxConcurrentRuns: number
+  readonly maxBatchSize: number
+  readonly legacyAliases: boolean
+  readonly protocol: RouteProtocol
+  readonly builtins: Readonly<Required<BuiltinSwitches>>
 }
 
 export const defaultOptions = Object.freeze({
@@ -218,7 +285,18 @@ export const defaultOptions = Object.freeze({
   rateLimit: Object.freeze({ messagesPerSecond: 100, burst: 200 }) as Readonly<RateLimitOption> | false,
   maxInFlight: 32,
   idleTimeoutMs: 0,
-  maxRoomsPerConnection: 100
+  maxRoomsPerConnection: 100,
+  typingThrottleMs: 2000,
+  typingTimeoutMs: 5000,
+  maxMessageChars: 4000,
+  maxConcurrentRuns: 3,
+  maxBatchSize: 50,
+  legacyAliases: false,
+  protocol: 'auto' as RouteProtocol
+})
+
+const allBuiltins: Readonly<Required<BuiltinSwitches>> = Object.freeze({
+  connection: true, rooms: true, typing: true, userMessage: true, agent: true, clientError: true, batch: true
 })
 
 const checkOptions = TypeCompiler.Compile(OptionsSchema)
@@ -256,7 +334,9 @@ export function buildConfig (options: WsRouterOptions = {}, env?: EnvironmentSou
     authenticate: given.authenticate,
     allowedOrigins: given.allowedOrigins === undefined ? undefined : Object.freeze([...given.allowedOrigins]),
     rateLimit: given.rateLimit === undefined || given.rateLimit === false ? (given.rateLimit ?? defaultOptions.rateLimit) : Object.freeze({ ...given.rateLimit }),
-    adapter: options.adapter ?? new MemoryAdapter()
+    adapter: options.adapter ?? new MemoryAdapter(),
+    agentName: given.agentName ?? (options.agent?.name !== undefined && options.agent.name !== '' ? options.agent.name : 'agent'),
+    builtins: Object.freeze({ ...allBuiltins, ...given.builtins })
   } as RouterConfig
   if (config.livenessWindowMs < config.heartbeatIntervalMs) {
     throw new FST_WSR_INVALID_OPTION('livenessWindowMs', `must be at least heartbeatIntervalMs (${config.heartbeatIntervalMs})`)

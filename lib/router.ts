@@ -67,6 +67,7 @@ export class WsRouter {
   readonly adapter: RouterAdapter
   private readonly connections = new Map<string, Connection>()
   private readonly log: FastifyBaseLogger
+  private readonly closeListeners: Array<(conn: Connection) => void> = []
   private locked = false
   private heartbeatTimer: NodeJS.Timeout | null = null
   private closing = false
@@ -250,6 +251,19 @@ export class WsRouter {
     this.stats.backpressureCloses++
     conn.log.warn({ bufferedAmount: conn.socket.bufferedAmount, maxBufferedBytes: this.config.maxBufferedBytes, environment: this.config.environment }, 'closing websocket: client does not read fast enough (1013)')
     conn.socket.close(CloseCode.TRY_AGAIN_LATER, 'client too slow')
+  }
+
+  /**
+   * @internal Built-ins that keep per-connection state (typing, agent runs)
+   * release it here; called once per connection, after it left every room.
+   */
+  onConnectionClosed (listener: (conn: Connection) => void): void {
+    this.closeListeners.push(listener)
+  }
+
+  /** @internal the live connection object for an id (built-ins only). */
+  connection (connectionId: string): Connection | undefined {
+    return this.connections.get(connectionId)
   }
 
   /** @internal no handler may be added once connections are served. */
@@ -462,6 +476,7 @@ export class WsRouter {
     this.stats.connectionsOpen--
     this.stats.countClose(code)
     conn.release(new Error(`connection closed (${code})`))
+    for (const listener of this.closeListeners) listener(conn)
     if (this.connections.size === 0) this.stopHeartbeat()
   }
 

@@ -7,6 +7,8 @@ import type { SendFailure, WireErrorCode } from './errors.js'
  * this structure by inventing types.
  */
 
+const MAX_CLIENT_ERROR_CODES = 100
+
 export interface TypeCounters {
   received: number
   handled: number
@@ -40,6 +42,10 @@ export interface StatsSnapshot {
   idleCloses: number
   /** Upgrades refused before the 101, by reason. */
   refused: Record<string, number>
+  /** Counters of the built-in handlers (`agent.started`, `typing.broadcast`, ...). */
+  builtins: Record<string, number>
+  /** `client_error` reports by client code (at most 100 codes; the rest under `other`). */
+  clientErrors: Record<string, number>
 }
 
 export class RouterStats {
@@ -57,6 +63,8 @@ export class RouterStats {
   idleCloses = 0
   readonly dropped = new Map<string, number>()
   readonly refused = new Map<string, number>()
+  readonly builtins = new Map<string, number>()
+  readonly clientErrors = new Map<string, number>()
   heartbeatTerminations = 0
   readonly closedByCode = new Map<number, number>()
   readonly invalid = new Map<WireErrorCode | string, number>()
@@ -89,6 +97,16 @@ export class RouterStats {
 
   countDropped (type: string): void {
     this.dropped.set(type, (this.dropped.get(type) ?? 0) + 1)
+  }
+
+  countBuiltin (key: string, by = 1): void {
+    this.builtins.set(key, (this.builtins.get(key) ?? 0) + by)
+  }
+
+  /** Client-chosen codes: bounded, so a client cannot grow the map. */
+  countClientError (code: string): void {
+    const key = this.clientErrors.has(code) || this.clientErrors.size < MAX_CLIENT_ERROR_CODES ? code : 'other'
+    this.clientErrors.set(key, (this.clientErrors.get(key) ?? 0) + 1)
   }
 
   countRefusal (reason: string): void {
@@ -126,7 +144,9 @@ export class RouterStats {
       backpressureCloses: this.backpressureCloses,
       abuseCloses: this.abuseCloses,
       idleCloses: this.idleCloses,
-      refused: Object.fromEntries(this.refused)
+      refused: Object.fromEntries(this.refused),
+      builtins: Object.fromEntries(this.builtins),
+      clientErrors: Object.fromEntries(this.clientErrors)
     }
   }
 }
