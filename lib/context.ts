@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Connection, ConnectionStatus, PendingHandler } from './connection.js'
 import type { Deadline } from './deadlines.js'
+import type { OutcomeSink } from './dispatch.js'
 import type { MessageId } from './envelope.js'
 import type { Route } from './registry.js'
 import { failure, type SendOptions, type SendResult } from './send.js'
@@ -45,6 +46,8 @@ export class HandlerContext<Reply = unknown> implements Deadline, PendingHandler
   pendingReply: Promise<SendResult> | null = null
   /** @internal deadline of an async handler, ms since epoch. */
   deadline = 0
+  /** @internal told the outcome (batch items only). */
+  sink: OutcomeSink | undefined = undefined
   private readonly host: ContextHost
   private controller: AbortController | null = null
 
@@ -122,7 +125,9 @@ export class HandlerContext<Reply = unknown> implements Deadline, PendingHandler
 
   /** @internal PendingHandler: the connection closed while the handler ran. */
   cancel (reason: unknown): void {
-    if (this.finish()) this.abort(reason)
+    if (!this.finish()) return
+    this.abort(reason)
+    this.sink?.settle(false, 'CANCELLED', 'The connection closed')
   }
 
   /** @internal Fire the AbortSignal, if one was handed out. */

@@ -1,73 +1,107 @@
 import type { RawData } from 'ws'
 import type { Connection } from './connection.js'
 import type { HandlerContext } from './context.js'
-import { decodeFrame } from './envelope.js'
+import { decodeFrame, parseFrame, readEnvelope, type MessageId } from './envelope.js'
 import { CloseCode, SendFailure, WireErrorCode } from './errors.js'
+import { handleJsonRpc, JsonRpcCode, looksLikeJsonRpc, sendJsonRpcFailure } from './jsonrpc.js'
 import { validationDetails } from './registry.js'
 import { takeToken } from './rate-limit.js'
 import type { WsRouter } from './router.js'
 import type { SendResult } from './send.js'
 
 /**
- * The per-frame pipeline: parse → envelope → lookup → payload validation →
- * handler → reply. Handlers start in arrival order and are not awaited
- * before the next frame, so a slow handler never blocks a `ping`.
+ * The per-frame pipeline: parse → (JSON-RPC?) → envelope → lookup → payload
+ * validation → handler → reply. Handlers start in arrival order and are not
+ * awaited before the next frame, so a slow handler never blocks a `ping`.
  */
+
+/**
+ * Told how one envelope ended: used by `batch` to build its result. The
+ * ordinary frame path passes none, so it allocates nothing for it.
+ */
+export interface OutcomeSink {
+  settle: (ok: boolean, code?: string, message?: string) => void
+}
+
 export function handleFrame (router: WsRouter, conn: Connection, data: RawData, isBinary: boolean): void {
   const now = Date.now()
   conn.lastSeenAt = now
   conn.lastFrameAt = now
   router.stats.framesReceived++
-  const rateLimit = router.config.rateLimit
+  const config = router.config
+  const rateLimit = config.rateLimit
   if (rateLimit !== false && !takeToken(conn, rateLimit, now)) {
-    router.rateLimited(conn, isBinary ? undefined : readableId(data as Buffer, router.config.maxDepth), now)
+    router.rateLimited(conn, isBinary ? undefined : readableId(data as Buffer, config.maxDepth), now)
     return
   }
   if (isBinary) {
     router.stats.countInvalid(WireErrorCode.BINARY_NOT_SUPPORTED)
-    router.rejectFrame(conn, { code: WireErrorCode.BINARY_NOT_SUPPORTED, message: 'Binary frames are not supported: send UTF-8 JSON text', id: undefined, level: 'warn' })
+    if (config.protocol === 'jsonrpc') sendJsonRpcFailure(router, conn, JsonRpcCode.INVALID_REQUEST)
+    else router.rejectFrame(conn, { code: WireErrorCode.BINARY_NOT_SUPPORTED, message: 'Binary frames are not supported: send UTF-8 JSON text', id: undefined, level: 'warn' })
     return
   }
   const buffer = data as Buffer
-  if (router.enforcePayloadLimit && buffer.length > router.config.maxPayloadBytes) {
+  if (router.enforcePayloadLimit && buffer.length > config.maxPayloadBytes) {
     router.stats.countInvalid('MESSAGE_TOO_BIG')
-    conn.log.warn({ bytes: buffer.length, maxPayloadBytes: router.config.maxPayloadBytes, environment: router.config.environment }, 'closing websocket: frame over maxPayloadBytes')
+    conn.log.warn({ bytes: buffer.length, maxPayloadBytes: config.maxPayloadBytes, environment: config.environment }, 'closing websocket: frame over maxPayloadBytes')
     conn.socket.close(CloseCode.MESSAGE_TOO_BIG, 'Max payload size exceeded')
     return
   }
-  const decoded = decodeFrame(buffer.toString(), router.config.maxDepth)
+  const parsed = parseFrame(buffer.toString(), config.maxDepth)
+  if (!parsed.ok) {
+    router.stats.countInvalid(parsed.code)
+    if (config.protocol === 'jsonrpc') {
+      // Bad JSON is a parse error; valid JSON refused for safety is an invalid request.
+      const code = parsed.code === WireErrorCode.INVALID_JSON ? JsonRpcCode.PARSE_ERROR : JsonRpcCode.INVALID_REQUEST
+      sendJsonRpcFailure(router, conn, code, null, { reason: parsed.code })
+      return
+    }
+    router.rejectFrame(conn, { code: parsed.code, message: parsed.message, id: parsed.id, level: 'warn' })
+    return
+  }
+  const value = parsed.value
+  if (config.protocol === 'jsonrpc' || (config.protocol === 'auto' && looksLikeJsonRpc(value))) {
+    handleJsonRpc(router, conn, value)
+    return
+  }
+  const decoded = readEnvelope(value)
   if (!decoded.ok) {
     router.stats.countInvalid(decoded.code)
     router.rejectFrame(conn, { code: decoded.code, message: decoded.message, id: decoded.id, level: 'warn' })
     return
   }
-  const { type, id, payload } = decoded
+  processEnvelope(router, conn, decoded.type, decoded.id, decoded.payload, undefined)
+}
+
+/**
+ * Lookup → validation → handler → reply, for a frame or one item of a
+ * batch. Every path ends in exactly one answer and one `sink.settle()`.
+ */
+export function processEnvelope (router: WsRouter, conn: Connection, type: string, id: MessageId | undefined, payload: unknown, sink: OutcomeSink | undefined): void {
   const route = router.registry.get(type)
   if (route === undefined) {
-    handleUnknownType(router, conn, type, id)
+    handleUnknownType(router, conn, type, id, sink)
     return
   }
   route.counters.received++
   if (route.payloadCheck !== null && !route.payloadCheck.Check(payload)) {
     route.counters.failed++
     router.stats.countInvalid(WireErrorCode.VALIDATION_FAILED)
-    router.rejectFrame(conn, {
-      code: WireErrorCode.VALIDATION_FAILED,
-      message: `Payload of "${type}" does not match its schema`,
-      details: validationDetails(route.payloadCheck, payload),
-      id,
-      messageType: type,
-      level: 'warn'
-    })
+    const message = `Payload of "${type}" does not match its schema`
+    router.rejectFrame(conn, { code: WireErrorCode.VALIDATION_FAILED, message, details: validationDetails(route.payloadCheck, payload), id, messageType: type, level: 'warn' })
+    sink?.settle(false, WireErrorCode.VALIDATION_FAILED, message)
     return
   }
   if (conn.inFlight >= router.config.maxInFlight) {
     router.stats.overloaded++
     route.counters.failed++
-    router.rejectFrame(conn, { code: WireErrorCode.OVERLOADED, message: `Too many messages in progress (${router.config.maxInFlight}); retry later`, id, messageType: type, level: false, consecutive: false })
+    const message = `Too many messages in progress (${router.config.maxInFlight}); retry later`
+    router.rejectFrame(conn, { code: WireErrorCode.OVERLOADED, message, id, messageType: type, level: false, consecutive: false })
+    sink?.settle(false, WireErrorCode.OVERLOADED, message)
     return
   }
   const ctx = router.newContext(conn, route, id)
+  ctx.sink = sink
   let result: unknown
   try {
     result = route.handler(payload, ctx)
@@ -86,20 +120,23 @@ export function handleFrame (router: WsRouter, conn: Connection, data: RawData, 
   complete(router, ctx, result)
 }
 
-function handleUnknownType (router: WsRouter, conn: Connection, type: string, id: string | number | undefined): void {
+function handleUnknownType (router: WsRouter, conn: Connection, type: string, id: MessageId | undefined, sink: OutcomeSink | undefined): void {
   router.stats.unhandled++
   const policy = router.config.unknownType
-  if (policy === 'ack') {
-    if (id !== undefined) router.sendFrame(conn, 'ack', id, { receivedType: type, handled: false })
-  } else if (policy === 'error') {
+  if (policy === 'error') {
+    const message = `No handler for message type "${type}"`
     router.stats.countInvalid(WireErrorCode.UNKNOWN_TYPE)
-    router.rejectFrame(conn, { code: WireErrorCode.UNKNOWN_TYPE, message: `No handler for message type "${type}"`, id, messageType: type, level: 'warn' })
+    router.rejectFrame(conn, { code: WireErrorCode.UNKNOWN_TYPE, message, id, messageType: type, level: 'warn' })
+    sink?.settle(false, WireErrorCode.UNKNOWN_TYPE, message)
+    return
   }
+  if (policy === 'ack' && id !== undefined) router.sendFrame(conn, 'ack', id, { receivedType: type, handled: false })
   // 'ignore': nothing is sent, by the app's explicit choice.
+  sink?.settle(false, WireErrorCode.UNKNOWN_TYPE, `No handler for message type "${type}"`)
 }
 
 /** The id of a frame refused before decoding, when it has a valid one. */
-function readableId (data: Buffer, maxDepth: number): string | number | undefined {
+function readableId (data: Buffer, maxDepth: number): MessageId | undefined {
   const decoded = decodeFrame(data.toString(), maxDepth)
   return decoded.id
 }
@@ -121,6 +158,7 @@ function complete (router: WsRouter, ctx: HandlerContext<unknown>, value: unknow
   if (sent === null) {
     ctx.route.counters.handled++
     router.countSuccess(ctx.conn)
+    ctx.sink?.settle(true)
     return
   }
   sent.then((result) => replied(router, ctx, result))
@@ -135,17 +173,14 @@ function replied (router: WsRouter, ctx: HandlerContext<unknown>, result: SendRe
   if (result.ok) {
     ctx.route.counters.handled++
     router.countSuccess(ctx.conn)
+    ctx.sink?.settle(true)
     return
   }
   ctx.route.counters.failed++
+  const message = `The reply could not be sent (${result.reason})`
+  ctx.sink?.settle(false, WireErrorCode.REPLY_FAILED, message)
   if (ctx.id !== undefined && canStillAnswer(result.reason)) {
     // The send failure was logged where it happened; this frame only keeps the correlation rule.
-    router.rejectFrame(ctx.conn, {
-      code: WireErrorCode.REPLY_FAILED,
-      message: `The reply could not be sent (${result.reason})`,
-      id: ctx.id,
-      messageType: ctx.type,
-      level: false
-    })
+    router.rejectFrame(ctx.conn, { code: WireErrorCode.REPLY_FAILED, message, id: ctx.id, messageType: ctx.type, level: false })
   }
 }

@@ -86,7 +86,7 @@ function parseLoosely (text: string): unknown {
   }
 }
 
-function fail (code: WireErrorCode, message: string, id?: MessageId): DecodeResult {
+function fail (code: WireErrorCode, message: string, id?: MessageId): { ok: false, code: WireErrorCode, message: string, id: MessageId | undefined } {
   return { ok: false, code, message, id }
 }
 
@@ -95,13 +95,21 @@ function fail (code: WireErrorCode, message: string, id?: MessageId): DecodeResu
  * Order: JSON syntax, forbidden keys (`__proto__`, `constructor.prototype`),
  * nesting depth, non-finite numbers, then the envelope itself.
  */
-export function decodeFrame (text: string, maxDepth: number): DecodeResult {
+export type ParseResult =
+  | { readonly ok: true, readonly value: unknown }
+  | { readonly ok: false, readonly code: WireErrorCode, readonly message: string, readonly id: MessageId | undefined }
+
+/**
+ * Parse one text frame safely. Order: JSON syntax, forbidden keys
+ * (`__proto__`, `constructor.prototype`), nesting depth, non-finite numbers.
+ */
+export function parseFrame (text: string, maxDepth: number): ParseResult {
   // secure-json-parse answers undefined for bad JSON (JSON has no undefined)
   // and null for a forbidden key, which only an object can hold.
   const parsed: unknown = sjson.safeParse(text)
   if (parsed === undefined) return fail(WireErrorCode.INVALID_JSON, 'Frame is not valid JSON')
   if (parsed === null) {
-    if (!text.includes('{')) return fail(WireErrorCode.INVALID_MESSAGE, 'Frame must be a JSON object')
+    if (!text.includes('{')) return { ok: true, value: null }
     return fail(WireErrorCode.FORBIDDEN_KEY, 'Frame contains a forbidden key (__proto__ or constructor.prototype)', salvageId(parseLoosely(text)))
   }
   if (typeof parsed === 'object') {
@@ -119,10 +127,17 @@ export function decodeFrame (text: string, maxDepth: number): DecodeResult {
   } else if (typeof parsed === 'number' && !Number.isFinite(parsed)) {
     return fail(WireErrorCode.NON_FINITE_NUMBER, 'Frame contains a number that is not finite')
   }
-  return readEnvelope(parsed)
+  return { ok: true, value: parsed }
 }
 
-function readEnvelope (parsed: unknown): DecodeResult {
+/** Parse a frame and read its envelope. */
+export function decodeFrame (text: string, maxDepth: number): DecodeResult {
+  const parsed = parseFrame(text, maxDepth)
+  return parsed.ok ? readEnvelope(parsed.value) : parsed
+}
+
+/** Check the envelope of a parsed frame (or of one `batch` item). */
+export function readEnvelope (parsed: unknown): DecodeResult {
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     return fail(WireErrorCode.INVALID_MESSAGE, 'Frame must be a JSON object')
   }

@@ -48,11 +48,21 @@ export interface Route {
 
 export class HandlerRegistry {
   private readonly routes = new Map<string, Route>()
+  /** Alias → registered type, resolved at lookup so a later override is followed. */
+  private readonly aliases = new Map<string, string>()
 
   constructor (private readonly stats: RouterStats, private readonly defaultTimeoutMs: number) {}
 
   get (type: string): Route | undefined {
-    return this.routes.get(type)
+    const route = this.routes.get(type)
+    if (route !== undefined || this.aliases.size === 0) return route
+    const target = this.aliases.get(type)
+    return target === undefined ? undefined : this.routes.get(target)
+  }
+
+  /** Let frames of type `alias` reach the handler of `target`. */
+  alias (alias: string, target: string): void {
+    this.aliases.set(alias, target)
   }
 
   has (type: string): boolean {

@@ -16,6 +16,7 @@ import type { FanoutTarget, RoomMember, RouterAdapter } from './adapter.js'
 import { AdmissionCounter } from './admission.js'
 import type { Identity } from './options.js'
 import { ABUSE_WINDOW_MS, countRefusal, type RateLimitConfig } from './rate-limit.js'
+import { JsonRpcCode, MethodRegistry, sendJsonRpcFailure, type JsonRpcCall, type JsonRpcHost, type MethodHandler, type MethodOptions, type ParamsOf } from './jsonrpc.js'
 
 const kConnection = Symbol('fastify-ws-router.connection')
 const kRouter = Symbol('fastify-ws-router.router')
@@ -52,7 +53,7 @@ interface FrameFailure {
  * One router: its handler registry, its connections, its counters, its one
  * heartbeat timer. Two routers share nothing.
  */
-export class WsRouter {
+export class WsRouter implements JsonRpcHost {
   readonly config: RouterConfig
   /** @internal */
   readonly stats = new RouterStats()
@@ -62,6 +63,8 @@ export class WsRouter {
   readonly sweeper: DeadlineSweeper
   /** @internal also enforce `maxPayloadBytes` here: the shared ws server allows larger frames. */
   enforcePayloadLimit = false
+  /** @internal JSON-RPC 2.0 methods */
+  readonly methods = new MethodRegistry()
   /** @internal admitted clients: open connections plus upgrades under way */
   readonly admissions = new AdmissionCounter()
   readonly adapter: RouterAdapter
@@ -100,6 +103,75 @@ export class WsRouter {
       : this.registry.add(type, (optionsOrHandler ?? {}) as RouteOptions<TSchema | undefined, TSchema | undefined>, maybeHandler as MessageHandler<unknown, unknown>)
     this.sweeper.considerTimeout(route.timeoutMs)
     return this
+  }
+
+  /**
+   * Register a JSON-RPC 2.0 method. `params` is a TypeBox schema (a Tuple for
+   * positional params, an Object for named ones, a Union for both); params
+   * that fail it are answered with -32602. The return value is the result.
+   *
+   * @example
+   * app.wsRouter.method('sum', { params: Type.Array(Type.Number()) }, (params) => params.reduce((a, b) => a + b, 0))
+   */
+  method<ParamsSchema extends TSchema | undefined = undefined>(
+    name: string,
+    options: MethodOptions<ParamsSchema>,
+    handler: MethodHandler<ParamsOf<ParamsSchema>>
+  ): this
+  method (name: string, handler: MethodHandler<unknown>): this
+  method (name: string, optionsOrHandler: unknown, maybeHandler?: unknown): this {
+    if (this.locked) throw new FST_WSR_REGISTRY_LOCKED(`rpc:${name}`)
+    const [options, handler] = typeof optionsOrHandler === 'function'
+      ? [{}, optionsOrHandler as MethodHandler]
+      : [(optionsOrHandler ?? {}) as MethodOptions<TSchema | undefined>, maybeHandler as MethodHandler]
+    const method = this.methods.add(name, options, handler, this.config.handlerTimeoutMs, this.stats.countersFor(`rpc:${name}`))
+    this.sweeper.considerTimeout(method.timeoutMs)
+    return this
+  }
+
+  /** @internal JsonRpcHost */
+  get exposeErrorMessages (): boolean {
+    return this.config.exposeErrorMessages
+  }
+
+  /** @internal JsonRpcHost */
+  get environment (): string {
+    return this.config.environment
+  }
+
+  /** @internal JsonRpcHost: write a JSON-RPC response; counted, a failure logged once. */
+  sendJsonRpc (conn: Connection, text: string, label: string): void {
+    if (!conn.isOpen) {
+      this.sendFailed(conn, label, undefined, failure(SendFailure.NOT_OPEN))
+      return
+    }
+    sendText(conn, text, this.config).then((result) => {
+      if (result.ok) this.stats.sendsOk++
+      else this.sendFailed(conn, label, undefined, result)
+    }, noop)
+  }
+
+  /** @internal JsonRpcHost */
+  trackCall (call: JsonRpcCall): void {
+    call.deadline = Date.now() + call.target.timeoutMs
+    this.sweeper.add(call)
+    call.conn.addPending(call)
+  }
+
+  /** @internal JsonRpcHost */
+  releaseCall (call: JsonRpcCall): void {
+    this.sweeper.delete(call)
+    call.conn.deletePending(call)
+  }
+
+  /** @internal JsonRpcHost: JSON-RPC errors are counted under `jsonrpc:<code>`. */
+  countJsonRpcError (code: number): void {
+    this.stats.countInvalid(`jsonrpc:${code}`)
+  }
+
+  /** @internal */
+  newRef (): string {
+    return newRef()
   }
 
   /** Whether a handler is registered for this type. */
@@ -302,6 +374,8 @@ export class WsRouter {
     this.stats.connectionsOpen++
     this.stats.connectionsTotal++
     if (this.heartbeatTimer === null) this.startHeartbeat()
+    // A JSON-RPC route speaks nothing but JSON-RPC, so stock clients work unchanged.
+    if (this.config.protocol === 'jsonrpc') return conn
     this.sendFrame(conn, 'connection_established', undefined, {
       connectionId: id,
       userId,
@@ -376,7 +450,7 @@ export class WsRouter {
       if (ref !== undefined) payload.ref = ref
       this.sendFrame(conn, 'error', failure.id, payload)
     }
-    if (failure.consecutive !== false) this.countError(conn)
+    if (failure.consecutive !== false) this.countConsecutiveError(conn)
   }
 
   /**
@@ -389,13 +463,17 @@ export class WsRouter {
     const limit = this.config.rateLimit as RateLimitConfig
     const firstInWindow = now - conn.abuseWindowStart > ABUSE_WINDOW_MS || conn.refusedInWindow === 0
     const abusive = countRefusal(conn, limit, now)
-    this.rejectFrame(conn, {
-      code: WireErrorCode.RATE_LIMITED,
-      message: `Rate limit exceeded (${limit.messagesPerSecond} messages per second, burst ${limit.burst})`,
-      id,
-      level: firstInWindow ? 'warn' : false,
-      consecutive: false
-    })
+    if (this.config.protocol === 'jsonrpc') {
+      sendJsonRpcFailure(this, conn, JsonRpcCode.RATE_LIMITED, typeof id === 'string' || typeof id === 'number' ? id : null)
+    } else {
+      this.rejectFrame(conn, {
+        code: WireErrorCode.RATE_LIMITED,
+        message: `Rate limit exceeded (${limit.messagesPerSecond} messages per second, burst ${limit.burst})`,
+        id,
+        level: firstInWindow ? 'warn' : false,
+        consecutive: false
+      })
+    }
     if (abusive && conn.isOpen) {
       this.stats.abuseCloses++
       conn.log.warn({ refusedInWindow: conn.refusedInWindow, environment: this.config.environment }, 'closing websocket: sustained flooding (1008)')
@@ -408,7 +486,7 @@ export class WsRouter {
     conn.consecutiveErrors = 0
   }
 
-  private countError (conn: Connection): void {
+  private countConsecutiveError (conn: Connection): void {
     if (++conn.consecutiveErrors >= this.config.maxConsecutiveErrors && conn.isOpen) {
       conn.log.warn({ consecutiveErrors: conn.consecutiveErrors, environment: this.config.environment }, 'closing websocket after too many consecutive errors')
       conn.socket.close(CloseCode.INTERNAL_ERROR, 'too many consecutive errors')
@@ -422,10 +500,12 @@ export class WsRouter {
     ctx.route.counters.failed++
     if (isWsRouterError(err)) {
       this.rejectFrame(ctx.conn, { code: err.code, message: err.message, details: err.details, id: ctx.id, messageType: ctx.type, err, level: 'warn' })
+      ctx.sink?.settle(false, err.code, err.message)
       return
     }
     const message = this.config.exposeErrorMessages && err instanceof Error ? err.message : GENERIC_HANDLER_MESSAGE
     this.rejectFrame(ctx.conn, { code: WireErrorCode.HANDLER_ERROR, message, id: ctx.id, messageType: ctx.type, err, level: 'error' })
+    ctx.sink?.settle(false, WireErrorCode.HANDLER_ERROR, message)
   }
 
   /** @internal ContextHost: the sweeper found a handler past its deadline. */
@@ -436,6 +516,7 @@ export class WsRouter {
     const message = `Handler did not finish within ${ctx.route.timeoutMs} ms`
     ctx.abort(new Error(message))
     this.rejectFrame(ctx.conn, { code: WireErrorCode.HANDLER_TIMEOUT, message, id: ctx.id, messageType: ctx.type, level: 'error' })
+    ctx.sink?.settle(false, WireErrorCode.HANDLER_TIMEOUT, message)
   }
 
   /** @internal ContextHost: an async handler is no longer pending. */
@@ -593,6 +674,8 @@ export interface FanoutResult {
   /** Other instances (null with the in-memory adapter). */
   remote: { instances: number, error?: string } | null
 }
+
+function noop (): void {}
 
 function heartbeat (router: WsRouter): void {
   router.heartbeatTick()

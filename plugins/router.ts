@@ -10,6 +10,8 @@ import { FST_WSR_ANONYMOUS_IN_PRODUCTION, FST_WSR_WEBSOCKET_CONFLICT } from '../
 import { registerHeartbeat } from '../lib/handlers/heartbeat.js'
 import { registerPing } from '../lib/handlers/ping.js'
 import { registerRooms } from '../lib/handlers/rooms.js'
+import { registerBatch } from '../lib/handlers/batch.js'
+import { registerLegacyAliases } from '../lib/handlers/aliases.js'
 import { compileOrigins, extractToken, redactUrl, refusal, RefusalReason, selectProtocol, type Refusal } from '../lib/admission.js'
 import { buildConfig, type Identity, type RouterConfig, type WsRouterOptions } from '../lib/options.js'
 import { WsRouter } from '../lib/router.js'
@@ -102,7 +104,9 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
   const router = new WsRouter(config, fastify.log)
   registerPing(router)
   registerHeartbeat(router)
-  registerRooms(router)
+  if (config.builtins.rooms) registerRooms(router)
+  if (config.builtins.batch) registerBatch(router)
+  if (config.legacyAliases) registerLegacyAliases(router)
 
   if (fastify.hasDecorator('websocketServer')) {
     // @fastify/websocket was registered by the app: its ws server may allow

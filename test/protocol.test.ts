@@ -71,7 +71,25 @@ t.test('not json → INVALID_JSON, connection stays open, next ping answered', a
   await stillAnswers(t, client, 'p')
 })
 
-for (const raw of ['[]', 'null', '"x"', '{}', '{"type":""}', '{"type":5}', '42', 'true', `{"type":"${'a'.repeat(65)}"}`, '{"type":"ping","id":""}', '{"type":"ping","id":1.5}', '{"type":"ping","id":{}}']) {
+t.test('[] on an auto route is an empty JSON-RPC batch: one -32600', async (t) => {
+  const client = await connect(server.url)
+  t.teardown(() => client.ws.terminate())
+  await client.next('connection_established')
+  const answer = new Promise<unknown>((resolve) => client.ws.once('message', (data) => resolve(JSON.parse(data.toString()))))
+  client.sendRaw('[]')
+  t.same(await answer, { jsonrpc: '2.0', error: { code: -32600, message: 'Invalid Request' }, id: null })
+})
+
+t.test('[] on an envelope route → INVALID_MESSAGE', async (t) => {
+  const envelopeOnly = await startServer({ protocol: 'envelope' })
+  t.teardown(envelopeOnly.close)
+  const client = await connect(envelopeOnly.url)
+  t.teardown(() => client.ws.terminate())
+  client.sendRaw('[]')
+  t.equal((await client.next('error')).payload.code, 'INVALID_MESSAGE')
+})
+
+for (const raw of ['null', '"x"', '{}', '{"type":""}', '{"type":5}', '42', 'true', `{"type":"${'a'.repeat(65)}"}`, '{"type":"ping","id":""}', '{"type":"ping","id":1.5}', '{"type":"ping","id":{}}']) {
   t.test(`${raw.slice(0, 40)} → INVALID_MESSAGE`, async (t) => {
     const client = await fresh(t)
     client.sendRaw(raw)

@@ -1,0 +1,73 @@
+import { Type } from '@sinclair/typebox'
+import { processEnvelope, type OutcomeSink } from '../dispatch.js'
+import { readEnvelope, type MessageId } from '../envelope.js'
+import { WireErrorCode, WsRouterError } from '../errors.js'
+import { takeToken } from '../rate-limit.js'
+import type { WsRouter } from '../router.js'
+import type { Connection } from '../connection.js'
+
+const BatchPayload = Type.Object({ messages: Type.Array(Type.Unknown()) })
+
+export interface BatchItemResult {
+  index: number
+  id?: MessageId
+  ok: boolean
+  error?: { code: string, message: string }
+}
+
+/**
+ * `batch` `{ messages: [envelopes] }` → every item runs in order, as if it
+ * had arrived alone (its own replies and errors flow as usual; a failing item
+ * does not stop the next; each item takes a rate-limit token), then
+ * `batch_result` `{ results: [{ index, id?, ok, error? }] }`.
+ */
+export function registerBatch (router: WsRouter): void {
+  const { maxBatchSize } = router.config
+  router.on('batch', { schema: BatchPayload, replyType: 'batch_result' }, async (payload, ctx) => {
+    const items = payload.messages
+    if (items.length > maxBatchSize) {
+      throw new WsRouterError(WireErrorCode.BATCH_TOO_LARGE, `A batch holds at most ${maxBatchSize} messages (got ${items.length})`)
+    }
+    const conn = router.connection(ctx.connectionId)
+    const results: BatchItemResult[] = []
+    for (let index = 0; index < items.length; index++) {
+      if (conn === undefined || !conn.isOpen || ctx.signal.aborted) break
+      results.push(await runItem(router, conn, items[index], index))
+    }
+    return { results }
+  })
+}
+
+function runItem (router: WsRouter, conn: Connection, item: unknown, index: number): Promise<BatchItemResult> {
+  const decoded = readEnvelope(item)
+  if (!decoded.ok) {
+    router.stats.countInvalid(decoded.code)
+    router.rejectFrame(conn, { code: decoded.code, message: decoded.message, id: decoded.id, level: 'warn' })
+    return Promise.resolve(itemResult(index, decoded.id, false, decoded.code, decoded.message))
+  }
+  const { type, id, payload } = decoded
+  if (type === 'batch') {
+    const message = 'A batch cannot contain a batch'
+    router.stats.countInvalid(WireErrorCode.INVALID_MESSAGE)
+    router.rejectFrame(conn, { code: WireErrorCode.INVALID_MESSAGE, message, id, messageType: type, level: 'warn' })
+    return Promise.resolve(itemResult(index, id, false, WireErrorCode.INVALID_MESSAGE, message))
+  }
+  const rateLimit = router.config.rateLimit
+  if (rateLimit !== false && !takeToken(conn, rateLimit, Date.now())) {
+    router.rateLimited(conn, id, Date.now())
+    return Promise.resolve(itemResult(index, id, false, WireErrorCode.RATE_LIMITED, 'Rate limit exceeded'))
+  }
+  return new Promise((resolve) => {
+    const sink: OutcomeSink = {
+      settle: (ok, code, message) => resolve(itemResult(index, id, ok, code, message))
+    }
+    processEnvelope(router, conn, type, id, payload, sink)
+  })
+}
+
+function itemResult (index: number, id: MessageId | undefined, ok: boolean, code?: string, message?: string): BatchItemResult {
+  const result: BatchItemResult = { index, ok }
+  if (id !== undefined) result.id = id
+  if (!ok) result.error = { code: code ?? WireErrorCode.HANDLER_ERROR, message: message ?? 'failed' }
+  return result
+}

@@ -1,0 +1,321 @@
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { Static, TSchema } from '@sinclair/typebox'
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import type { Connection, PendingHandler } from './connection.js'
+import type { Deadline } from './deadlines.js'
+import { FST_WSR_DUPLICATE_HANDLER, FST_WSR_INVALID_HANDLER, isWsRouterError, WireErrorCode } from './errors.js'
+import { validationDetails } from './registry.js'
+import type { TypeCounters } from './stats.js'
+
+/**
+ * JSON-RPC 2.0 (https://www.jsonrpc.org/specification), complete: requests,
+ * notifications (never answered), batches, and the standard error codes.
+ * A frame whose JSON is an array, or an object with a `jsonrpc` member, is
+ * JSON-RPC on an `auto` route; on a `jsonrpc` route every frame is.
+ */
+
+export const JsonRpcCode = Object.freeze({
+  PARSE_ERROR: -32700,
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  INTERNAL_ERROR: -32603,
+  /** Server errors of this implementation, within -32000..-32099. */
+  APPLICATION_ERROR: -32000,
+  RATE_LIMITED: -32001,
+  OVERLOADED: -32002,
+  TIMEOUT: -32003
+} as const)
+
+const messages: Readonly<Record<number, string>> = Object.freeze({
+  [-32700]: 'Parse error',
+  [-32600]: 'Invalid Request',
+  [-32601]: 'Method not found',
+  [-32602]: 'Invalid params',
+  [-32603]: 'Internal error'
+})
+
+/**
+ * Throw from a method to answer with an application error: `code` in
+ * -32000..-32099 (server errors) or any code outside the reserved
+ * -32768..-32000 range.
+ */
+export class JsonRpcError extends Error {
+  readonly code: number
+  readonly data: unknown
+
+  constructor (code: number, message: string, data?: unknown) {
+    super(message)
+    this.name = 'JsonRpcError'
+    this.code = code
+    this.data = data
+  }
+}
+
+export type JsonRpcId = string | number | null
+
+/** What a method handler receives besides its params. */
+export interface JsonRpcCallContext {
+  readonly method: string
+  /** `undefined` for a notification. */
+  readonly id: JsonRpcId | undefined
+  readonly connectionId: string
+  readonly userId: string
+  readonly request: FastifyRequest
+  readonly log: FastifyBaseLogger
+  /** Fires on timeout or when the connection closes. */
+  readonly signal: AbortSignal
+}
+
+export type MethodHandler<Params = unknown, Result = unknown> =
+  (params: Params, ctx: JsonRpcCallContext) => Result | Promise<Result>
+
+export interface MethodOptions<ParamsSchema extends TSchema | undefined = undefined> {
+  /** TypeBox schema of `params`: a Tuple for positional, an Object for named, a Union for both. */
+  params?: ParamsSchema
+  override?: boolean
+  timeoutMs?: number
+}
+
+export interface Method {
+  readonly name: string
+  readonly handler: MethodHandler
+  readonly paramsCheck: TypeCheck<TSchema> | null
+  readonly timeoutMs: number
+  readonly counters: TypeCounters
+}
+
+export type ParamsOf<S> = S extends TSchema ? Static<S> : unknown
+
+export class MethodRegistry {
+  private readonly methods = new Map<string, Method>()
+
+  get (name: string): Method | undefined {
+    return this.methods.get(name)
+  }
+
+  add (name: string, options: MethodOptions<TSchema | undefined>, handler: MethodHandler, defaultTimeoutMs: number, counters: TypeCounters): Method {
+    if (typeof name !== 'string' || name.length === 0 || name.length > 128) {
+      throw new FST_WSR_INVALID_HANDLER(String(name), 'a JSON-RPC method name must be a string of 1 to 128 characters')
+    }
+    if (name.startsWith('rpc.')) throw new FST_WSR_INVALID_HANDLER(name, 'method names starting with "rpc." are reserved by JSON-RPC 2.0')
+    if (typeof handler !== 'function') throw new FST_WSR_INVALID_HANDLER(name, 'handler must be a function')
+    if (this.methods.has(name) && options.override !== true) throw new FST_WSR_DUPLICATE_HANDLER(`rpc:${name}`)
+    let paramsCheck: TypeCheck<TSchema> | null = null
+    if (options.params !== undefined) {
+      try {
+        paramsCheck = TypeCompiler.Compile(options.params)
+      } catch (err) {
+        throw new FST_WSR_INVALID_HANDLER(name, `params schema does not compile: ${(err as Error).message}`)
+      }
+    }
+    const method: Method = Object.freeze({ name, handler, paramsCheck, timeoutMs: options.timeoutMs ?? defaultTimeoutMs, counters })
+    this.methods.set(name, method)
+    return method
+  }
+}
+
+/** What the JSON-RPC engine needs from the router. */
+export interface JsonRpcHost {
+  readonly methods: MethodRegistry
+  readonly exposeErrorMessages: boolean
+  readonly environment: string
+  /** Write a serialised JSON-RPC response (or batch of responses). */
+  sendJsonRpc: (conn: Connection, text: string, label: string) => void
+  trackCall: (call: JsonRpcCall) => void
+  releaseCall: (call: JsonRpcCall) => void
+  countJsonRpcError: (code: number) => void
+  newRef: () => string
+}
+
+interface Response {
+  jsonrpc: '2.0'
+  result?: unknown
+  error?: { code: number, message: string, data?: unknown }
+  id: JsonRpcId
+}
+
+function errorResponse (id: JsonRpcId, code: number, message?: string, data?: unknown): Response {
+  const error: Response['error'] = { code, message: message ?? messages[code] ?? 'Server error' }
+  if (data !== undefined) error.data = data
+  return { jsonrpc: '2.0', error, id }
+}
+
+/** Whether a parsed frame is JSON-RPC rather than an envelope (for `auto` routes). */
+export function looksLikeJsonRpc (value: unknown): boolean {
+  return Array.isArray(value) || (value !== null && typeof value === 'object' && 'jsonrpc' in value)
+}
+
+function isValidId (id: unknown): id is JsonRpcId {
+  return id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id))
+}
+
+/** A JSON-RPC answer for a frame that could not be read at all (`jsonrpc` routes). */
+export function sendJsonRpcFailure (host: JsonRpcHost, conn: Connection, code: number, id: JsonRpcId = null, data?: unknown): void {
+  host.countJsonRpcError(code)
+  host.sendJsonRpc(conn, JSON.stringify(errorResponse(id, code, undefined, data)), 'jsonrpc_error')
+}
+
+/** Handle one parsed JSON-RPC frame: a request, a notification or a batch. */
+export function handleJsonRpc (host: JsonRpcHost, conn: Connection, value: unknown): void {
+  if (!Array.isArray(value)) {
+    const pending = runRequest(host, conn, value)
+    if (pending === null) return
+    if (pending instanceof Promise) {
+      pending.then((response) => { if (response !== null) send(host, conn, response) }, () => {})
+    } else {
+      send(host, conn, pending)
+    }
+    return
+  }
+  if (value.length === 0) {
+    sendJsonRpcFailure(host, conn, JsonRpcCode.INVALID_REQUEST)
+    return
+  }
+  const answers = value.map((item) => runRequest(host, conn, item))
+  Promise.all(answers).then((responses) => {
+    const present = responses.filter((response): response is Response => response !== null)
+    // A batch of notifications only is answered with nothing at all.
+    if (present.length > 0) host.sendJsonRpc(conn, JSON.stringify(present), 'jsonrpc_batch')
+  }, () => {})
+}
+
+function send (host: JsonRpcHost, conn: Connection, response: Response): void {
+  let text: string
+  try {
+    text = JSON.stringify(response)
+  } catch (err) {
+    text = JSON.stringify(errorResponse(response.id, JsonRpcCode.INTERNAL_ERROR, undefined, host.exposeErrorMessages ? { reason: (err as Error).message } : undefined))
+  }
+  host.sendJsonRpc(conn, text, 'jsonrpc_response')
+}
+
+/**
+ * Run one request object. Returns the response, a promise of it, or null
+ * for a notification (which is never answered, whatever happens).
+ */
+function runRequest (host: JsonRpcHost, conn: Connection, request: unknown): Response | Promise<Response | null> | null {
+  if (request === null || typeof request !== 'object' || Array.isArray(request)) {
+    host.countJsonRpcError(JsonRpcCode.INVALID_REQUEST)
+    return errorResponse(null, JsonRpcCode.INVALID_REQUEST)
+  }
+  const { jsonrpc, method, params, id } = request as { jsonrpc?: unknown, method?: unknown, params?: unknown, id?: unknown }
+  const hasId = 'id' in request
+  if (jsonrpc !== '2.0' || typeof method !== 'string' || (hasId && !isValidId(id)) ||
+      (params !== undefined && (params === null || typeof params !== 'object'))) {
+    host.countJsonRpcError(JsonRpcCode.INVALID_REQUEST)
+    return errorResponse(hasId && isValidId(id) ? id : null, JsonRpcCode.INVALID_REQUEST)
+  }
+  const callId: JsonRpcId | undefined = hasId ? id as JsonRpcId : undefined
+  const found = host.methods.get(method)
+  if (found === undefined) {
+    host.countJsonRpcError(JsonRpcCode.METHOD_NOT_FOUND)
+    return callId === undefined ? null : errorResponse(callId, JsonRpcCode.METHOD_NOT_FOUND)
+  }
+  found.counters.received++
+  if (found.paramsCheck !== null && !found.paramsCheck.Check(params)) {
+    found.counters.failed++
+    host.countJsonRpcError(JsonRpcCode.INVALID_PARAMS)
+    return callId === undefined ? null : errorResponse(callId, JsonRpcCode.INVALID_PARAMS, undefined, validationDetails(found.paramsCheck, params))
+  }
+  const call = new JsonRpcCall(host, conn, found, callId)
+  let result: unknown
+  try {
+    result = found.handler(params, call)
+  } catch (err) {
+    return call.failed(err)
+  }
+  if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+    host.trackCall(call)
+    return new Promise<Response | null>((resolve) => {
+      call.resolve = resolve
+      ;(result as PromiseLike<unknown>).then((value) => resolve(call.succeeded(value)), (err: unknown) => resolve(call.failed(err)))
+    })
+  }
+  return call.succeeded(result)
+}
+
+/** One method call in flight: its context, deadline and pending-handler entry. */
+export class JsonRpcCall implements JsonRpcCallContext, Deadline, PendingHandler {
+  readonly method: string
+  readonly id: JsonRpcId | undefined
+  deadline = 0
+  /** Set while an async call waits; settles the response on timeout. */
+  resolve: ((response: Response | null) => void) | null = null
+  private settled = false
+  private controller: AbortController | null = null
+
+  constructor (private readonly host: JsonRpcHost, readonly conn: Connection, readonly target: Method, id: JsonRpcId | undefined) {
+    this.method = target.name
+    this.id = id
+  }
+
+  get connectionId (): string { return this.conn.id }
+  get userId (): string { return this.conn.userId }
+  get request (): FastifyRequest { return this.conn.request }
+  get log (): FastifyBaseLogger { return this.conn.log }
+
+  get signal (): AbortSignal {
+    if (this.controller === null) {
+      this.controller = new AbortController()
+      if (this.settled) this.controller.abort(new Error('call already finished'))
+    }
+    return this.controller.signal
+  }
+
+  private settle (): boolean {
+    if (this.settled) return false
+    this.settled = true
+    if (this.deadline !== 0) this.host.releaseCall(this)
+    return true
+  }
+
+  succeeded (value: unknown): Response | null {
+    if (!this.settle()) return null
+    this.target.counters.handled++
+    if (this.id === undefined) return null
+    return { jsonrpc: '2.0', result: value === undefined ? null : value, id: this.id }
+  }
+
+  failed (err: unknown): Response | null {
+    if (!this.settle()) return null
+    this.target.counters.failed++
+    let response: Response
+    let level: 'warn' | 'error' = 'error'
+    if (err instanceof JsonRpcError) {
+      response = errorResponse(this.id ?? null, err.code, err.message, err.data)
+      level = 'warn'
+    } else if (isWsRouterError(err)) {
+      response = errorResponse(this.id ?? null, JsonRpcCode.APPLICATION_ERROR, err.message, { code: err.code, details: err.details })
+      level = 'warn'
+    } else {
+      const ref = this.host.newRef()
+      const message = this.host.exposeErrorMessages && err instanceof Error ? err.message : messages[JsonRpcCode.INTERNAL_ERROR]
+      response = errorResponse(this.id ?? null, JsonRpcCode.INTERNAL_ERROR, message, { ref })
+      this.conn.log.error({ method: this.method, messageId: this.id, ref, err, environment: this.host.environment, state: this.conn.state }, 'json-rpc method failed')
+      this.host.countJsonRpcError(JsonRpcCode.INTERNAL_ERROR)
+      return this.id === undefined ? null : response
+    }
+    this.host.countJsonRpcError(response.error?.code ?? JsonRpcCode.APPLICATION_ERROR)
+    this.conn.log[level]({ method: this.method, messageId: this.id, code: response.error?.code, err, environment: this.host.environment }, 'json-rpc method refused the call')
+    return this.id === undefined ? null : response
+  }
+
+  /** Deadline: the method ran out of time. */
+  expire (): void {
+    if (!this.settle()) return
+    this.target.counters.failed++
+    this.host.countJsonRpcError(JsonRpcCode.TIMEOUT)
+    const message = `Method did not finish within ${this.target.timeoutMs} ms`
+    this.controller?.abort(new Error(message))
+    this.conn.log.error({ method: this.method, messageId: this.id, environment: this.host.environment, code: WireErrorCode.HANDLER_TIMEOUT }, message)
+    this.resolve?.(this.id === undefined ? null : errorResponse(this.id, JsonRpcCode.TIMEOUT, message))
+  }
+
+  /** PendingHandler: the connection closed. */
+  cancel (reason: unknown): void {
+    if (!this.settle()) return
+    this.controller?.abort(reason)
+    this.resolve?.(null)
+  }
+}
