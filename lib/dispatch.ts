@@ -52,8 +52,8 @@ export function handleFrame (router: WsRouter, conn: Connection, data: RawData, 
     router.stats.countInvalid(parsed.code)
     if (config.protocol === 'jsonrpc') {
       // Bad JSON is a parse error; valid JSON refused for safety is an invalid request.
-      const code = parsed.code === WireErrorCode.INVALID_JSON ? JsonRpcCode.PARSE_ERROR : JsonRpcCode.INVALID_REQUEST
-      sendJsonRpcFailure(router, conn, code, null, { reason: parsed.code })
+      if (parsed.code === WireErrorCode.INVALID_JSON) sendJsonRpcFailure(router, conn, JsonRpcCode.PARSE_ERROR)
+      else sendJsonRpcFailure(router, conn, JsonRpcCode.INVALID_REQUEST, parsed.id ?? null, { reason: parsed.code })
       return
     }
     router.rejectFrame(conn, { code: parsed.code, message: parsed.message, id: parsed.id, level: 'warn' })
