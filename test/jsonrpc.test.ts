@@ -37,10 +37,12 @@ async function open (): Promise<{ ws: WebSocket, frames: unknown[], send: (text:
     ws,
     frames,
     send: (text) => ws.send(text),
-    next: async () => frames.length > 0 ? frames.shift() : await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no answer')), 3000)
-      waiting.push((frame) => { clearTimeout(timer); resolve(frame) })
-    })
+    next: async () => frames.length > 0
+      ? frames.shift()
+      : await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no answer')), 3000)
+        waiting.push((frame) => { clearTimeout(timer); resolve(frame) })
+      })
   }
 }
 
