@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startServer } from './helpers/server.js'
 import { connect } from './helpers/client.js'
-import { delay, waitFor } from './helpers/wait.js'
+import { waitFor } from './helpers/wait.js'
 
 t.test('1 000 frames in a burst: RATE_LIMITED with ids, other clients still answered', async (t) => {
   const server = await startServer({ rateLimit: { messagesPerSecond: 100, burst: 200 } })
