@@ -1,39 +1,46 @@
 /**
  * Example server: `npm start`. WebSocket at ws://HOST:PORT/ws.
- * Outside production, `?user=alice` names the client (demo identity).
+ * Clients authenticate with a JWT (`npm run token -- alice` prints one):
+ * `Authorization: Bearer <token>`, `?token=<token>`, or the subprotocols
+ * `bearer, <token>`. Outside production, `?user=alice` still works without one.
+ *
+ * `PORT` (default 3000) and `HOST` (default 127.0.0.1; `0.0.0.0` in a
+ * container) set the address; see examples/app.ts for the rest.
+ * SIGTERM and SIGINT close every client with 1001 within `shutdownGraceMs`,
+ * then exit.
  */
-import Fastify from 'fastify'
-import { Type } from '@sinclair/typebox'
-import { wsRouter, WsRouterError } from '../lib/index.js'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from './app.js'
 
 const port = Number(process.env.PORT ?? 3000)
 const host = process.env.HOST ?? '127.0.0.1'
 
-const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
+let app: FastifyInstance
+try {
+  app = await buildApp(process.env)
+} catch (err) {
+  // A configuration problem (AUTH_SECRET missing in production, say): one clear line.
+  console.error(`example server did not start: ${(err as Error).message}`)
+  process.exit(1)
+}
 
-await app.register(wsRouter, { path: '/ws' })
-
-app.wsRouter.on('echo', {
-  schema: Type.Object({ text: Type.String({ minLength: 1, maxLength: 1000 }) }),
-  replySchema: Type.Object({ text: Type.String() })
-}, (payload) => ({ text: payload.text }))
-
-app.wsRouter.on('whoami', (_payload, ctx) => ({ userId: ctx.userId, connectionId: ctx.connectionId, status: ctx.status() }))
-
-app.wsRouter.on('fail', () => {
-  throw new WsRouterError('DEMO_FAILURE', 'This type always fails, to show an error frame')
-})
-
-app.get('/stats', async () => app.wsRouter.getStats())
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    app.log.info({ signal }, 'shutting down')
-    app.close().then(() => process.exit(0), (err: unknown) => {
-      app.log.error({ err }, 'shutdown failed')
-      process.exit(1)
-    })
+function shutdown (signal: NodeJS.Signals): void {
+  app.log.info({ signal }, 'shutting down')
+  // The router closes its clients within shutdownGraceMs; past that and a
+  // margin, exit anyway rather than wait for the platform's SIGKILL.
+  const deadline = setTimeout(() => {
+    app.log.error({ signal }, 'shutdown did not finish in time')
+    process.exit(1)
+  }, app.wsRouter.config.shutdownGraceMs + 1500)
+  deadline.unref()
+  app.close().then(() => process.exit(0), (err: unknown) => {
+    app.log.error({ err }, 'shutdown failed')
+    process.exit(1)
   })
 }
+
+// A second signal of the same kind falls back to Node's default: exit at once.
+process.once('SIGTERM', shutdown)
+process.once('SIGINT', shutdown)
 
 await app.listen({ port, host })

@@ -1,0 +1,188 @@
+// The example server (examples/app.ts) over real sockets: JWT authentication
+// before the upgrade, the development-only demo identity, the production
+// start-up check, origins, and the `npm run token` script.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { createSigner } from 'fast-jwt'
+import { buildApp } from '../examples/app.js'
+import { DEV_AUTH_SECRET } from '../examples/auth.js'
+import { logSink } from './helpers/server.js'
+import { connect, tryUpgrade } from './helpers/client.js'
+
+const SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz'
+const OTHER_SECRET = 'another-secret-0123456789-abcdefghijklmnopqrstuvw'
+const PRODUCTION = { NODE_ENV: 'production', AUTH_SECRET: SECRET, LOG_LEVEL: 'info' }
+const DEVELOPMENT = { NODE_ENV: 'development', LOG_LEVEL: 'info' }
+
+function sign (secret: string, claims: Record<string, unknown>, options: { expiresIn?: number, clockTimestamp?: number } = { expiresIn: 60_000 }): string {
+  return createSigner({ key: secret, algorithm: 'HS256', ...options })(claims)
+}
+
+interface Running {
+  app: FastifyInstance
+  url: string
+  /** Every log line so far, as JSON text. */
+  logs: () => string[]
+}
+
+/** Build the example with this environment (nothing from process.env) and listen on a spare port. */
+async function start (t: { teardown: (fn: () => unknown) => void }, env: NodeJS.ProcessEnv): Promise<Running> {
+  const sink = logSink()
+  const app = await buildApp({ ...env }, { logStream: sink.stream })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return { app, url: `ws://127.0.0.1:${address.port}/ws`, logs: () => sink.lines.map((line) => JSON.stringify(line)) }
+}
+
+async function userIdOf (url: string, options: Parameters<typeof connect>[1] = {}): Promise<string> {
+  const client = await connect(url, options)
+  try {
+    const hello = await client.next('connection_established')
+    return hello.payload.userId as string
+  } finally {
+    client.ws.terminate()
+  }
+}
+
+t.test('production: a valid token connects as its subject, from every token source', async (t) => {
+  const server = await start(t, PRODUCTION)
+  const token = sign(SECRET, { sub: 'alice' })
+  t.equal(await userIdOf(server.url, { headers: { authorization: `Bearer ${token}` } }), 'alice', 'Authorization: Bearer')
+  t.equal(await userIdOf(`${server.url}?token=${token}`), 'alice', '?token=')
+  const byProtocol = await tryUpgrade(server.url, {}, ['bearer', token])
+  t.equal(byProtocol.status, 101, 'Sec-WebSocket-Protocol: bearer, <token>')
+  t.equal(byProtocol.protocol, 'bearer', 'the server answers "bearer", never the token')
+  t.equal(await userIdOf(`${server.url}?user=mallory`, { headers: { authorization: `Bearer ${token}` } }), 'alice', '?user= never overrides a token')
+
+  const client = await connect(server.url, { headers: { authorization: `Bearer ${token}` } })
+  client.send({ type: 'whoami', id: 1 })
+  t.equal((await client.next('whoami_result')).payload.userId, 'alice', 'handlers see the user id')
+  client.send({ type: 'echo', id: 2, payload: { text: 'hi' } })
+  t.same((await client.next('echo_result')).payload, { text: 'hi' })
+  client.ws.terminate()
+
+  for (const line of server.logs()) t.notOk(line.includes(token), 'no log line holds the token')
+})
+
+t.test('production: bad tokens and no token get HTTP 401 before the upgrade', async (t) => {
+  const server = await start(t, PRODUCTION)
+  const bearer = (token: string): { headers: Record<string, string> } => ({ headers: { authorization: `Bearer ${token}` } })
+  const expired = sign(SECRET, { sub: 'alice' }, { expiresIn: 60_000, clockTimestamp: Date.now() - 2 * 60 * 60 * 1000 })
+  const foreign = sign(OTHER_SECRET, { sub: 'alice' })
+  const devSigned = sign(DEV_AUTH_SECRET, { sub: 'alice' })
+  const noExpiry = sign(SECRET, { sub: 'alice' }, {})
+  const noSubject = sign(SECRET, { name: 'alice' })
+  const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const unsigned = `${encode({ alg: 'none', typ: 'JWT' })}.${encode({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 600 })}.`
+
+  const cases: Array<[string, Awaited<ReturnType<typeof tryUpgrade>>]> = [
+    ['an expired token', await tryUpgrade(server.url, bearer(expired))],
+    ['a token signed with another secret', await tryUpgrade(server.url, bearer(foreign))],
+    ['a token signed with the development secret', await tryUpgrade(`${server.url}?token=${devSigned}`)],
+    ['a token without exp', await tryUpgrade(server.url, bearer(noExpiry))],
+    ['a token without sub', await tryUpgrade(server.url, bearer(noSubject))],
+    ['an unsigned (alg: none) token', await tryUpgrade(server.url, bearer(unsigned))],
+    ['a malformed token', await tryUpgrade(server.url, {}, ['bearer', 'not.a.jwt'])]
+  ]
+  for (const [what, outcome] of cases) {
+    t.equal(outcome.status, 401, `${what} → 401`)
+    t.same(outcome.body, { statusCode: 401, code: 'AUTH_FAILED', error: 'Invalid credentials' }, `${what}: the refusal body`)
+  }
+  const none = await tryUpgrade(server.url)
+  t.equal(none.status, 401, 'no token → 401')
+  t.equal(none.body.code, 'AUTH_REQUIRED')
+  const demo = await tryUpgrade(`${server.url}?user=alice`)
+  t.equal(demo.status, 401, 'no demo identity in production')
+
+  t.equal(server.app.wsRouter.connectionCount, 0, 'no socket was adopted')
+  const refused = server.app.wsRouter.getStats().refused
+  t.same(refused, { AUTH_FAILED: cases.length, AUTH_REQUIRED: 2 })
+  const reasons = server.logs().filter((line) => line.includes('websocket token refused')).map((line) => JSON.parse(line).reason as string)
+  t.ok(reasons.includes('FAST_JWT_EXPIRED'), `the log says why (${reasons.join(', ')})`)
+  for (const token of [expired, foreign, devSigned, unsigned]) {
+    t.notOk(server.logs().some((line) => line.includes(token)), 'no log line holds a refused token')
+  }
+})
+
+t.test('production: buildApp refuses to start without AUTH_SECRET, saying so', async (t) => {
+  await t.rejects(buildApp({ NODE_ENV: 'production', LOG_LEVEL: 'silent' }), /AUTH_SECRET is not set/)
+  await t.rejects(buildApp({ ENVIRONMENT: 'production', LOG_LEVEL: 'silent' }), /AUTH_SECRET is not set/, 'ENVIRONMENT=production too')
+  await t.rejects(buildApp({ NODE_ENV: 'production', AUTH_SECRET: ' ', LOG_LEVEL: 'silent' }), /AUTH_SECRET is not set/, 'a blank secret is no secret')
+  await t.rejects(buildApp({ NODE_ENV: 'production', AUTH_SECRET: 'short', LOG_LEVEL: 'silent' }), /AUTH_SECRET is too short/)
+})
+
+t.test('development: ?user= works without a token; a token presented is verified', async (t) => {
+  const server = await start(t, DEVELOPMENT)
+  t.equal(await userIdOf(`${server.url}?user=alice`), 'alice', '?user=alice')
+  t.equal((await tryUpgrade(server.url)).status, 401, 'neither token nor user → 401')
+  t.equal((await tryUpgrade(`${server.url}?user=${encodeURIComponent('not a name!')}`)).status, 401, 'an invalid demo name → 401')
+  const devToken = sign(DEV_AUTH_SECRET, { sub: 'bob' })
+  t.equal(await userIdOf(server.url, { headers: { authorization: `Bearer ${devToken}` } }), 'bob', 'the development secret signs valid tokens')
+  const expired = sign(DEV_AUTH_SECRET, { sub: 'bob' }, { expiresIn: 1000, clockTimestamp: Date.now() - 60_000 })
+  t.equal((await tryUpgrade(`${server.url}?user=alice&token=${expired}`)).status, 401, 'a bad token is refused even with ?user=')
+})
+
+t.test('origins: development defaults, ALLOWED_ORIGINS, foreign Origin → 403', async (t) => {
+  const dev = await start(t, DEVELOPMENT)
+  const origin = async (url: string, value: string): Promise<{ status: number, body: any }> => await tryUpgrade(url, { headers: { origin: value } })
+  t.equal((await origin(`${dev.url}?user=a`, 'http://localhost:3000')).status, 101, 'http://localhost:3000 by default')
+  t.equal((await origin(`${dev.url}?user=a`, 'http://127.0.0.1:3000')).status, 101, 'http://127.0.0.1:3000 by default')
+  const foreign = await origin(`${dev.url}?user=a`, 'https://evil.example')
+  t.equal(foreign.status, 403, 'a foreign Origin → 403')
+  t.same(foreign.body, { statusCode: 403, code: 'ORIGIN_FORBIDDEN', error: 'Origin not allowed' })
+  t.equal((await origin(`${dev.url}?user=a`, 'http://localhost:3000.evil.example')).status, 403, 'a look-alike host → 403')
+  t.equal((await tryUpgrade(`${dev.url}?user=a`)).status, 101, 'no Origin (a non-browser client) is let through')
+
+  const prod = await start(t, { ...PRODUCTION, ALLOWED_ORIGINS: 'https://app.example.com, https://*.example.org' })
+  const token = sign(SECRET, { sub: 'alice' })
+  t.equal((await origin(`${prod.url}?token=${token}`, 'https://app.example.com')).status, 101, 'an origin from ALLOWED_ORIGINS')
+  t.equal((await origin(`${prod.url}?token=${token}`, 'https://chat.example.org')).status, 101, 'a wildcard entry')
+  t.equal((await origin(`${prod.url}?token=${token}`, 'http://localhost:3000')).status, 403, 'no development default once the list is set')
+  t.equal((await origin(`${prod.url}?token=${token}`, 'https://evil.example')).status, 403, 'a foreign Origin → 403 in production')
+})
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+/** Run `examples/token.ts` as `npm run token` does (through tsx), with this environment only. */
+async function runTokenScript (args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  return await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/token.ts', ...args], {
+      cwd: root,
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    child.once('error', reject)
+    child.once('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+t.test('npm run token: prints a token the server accepts; refuses production without AUTH_SECRET', async (t) => {
+  const server = await start(t, PRODUCTION)
+  // tsx starts slowly: the three runs go at once.
+  const [printed, refused, usage] = await Promise.all([
+    runTokenScript(['carol'], { AUTH_SECRET: SECRET, NODE_ENV: 'production' }),
+    runTokenScript(['carol'], { NODE_ENV: 'production' }),
+    runTokenScript([], {})
+  ])
+  t.equal(printed.code, 0, 'the script succeeds')
+  const token = printed.stdout.trim()
+  t.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'stdout holds the token alone')
+  t.equal(await userIdOf(`${server.url}?token=${token}`), 'carol', 'the printed token is accepted')
+  const payload = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()) as { exp: number, iat: number }
+  t.equal(payload.exp - payload.iat, 3600, 'valid for one hour')
+
+  t.equal(refused.code, 1, 'production without AUTH_SECRET fails')
+  t.match(refused.stderr, /AUTH_SECRET is not set/)
+  t.equal(refused.stdout, '', 'no token printed')
+
+  t.equal(usage.code, 2, 'no user id: usage')
+  t.match(usage.stderr, /usage: npm run -s token -- <userId>/)
+})
