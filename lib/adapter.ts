@@ -1,3 +1,5 @@
+import type { FastifyBaseLogger } from 'fastify'
+
 /**
  * Where connections, users and rooms are tracked, and how a fan-out reaches
  * connections on other server instances. The router delivers to its own
@@ -17,15 +19,56 @@ export interface RoomMember {
   readonly userId: string
 }
 
+export interface FailedTarget {
+  readonly connectionId: string
+  readonly reason: string
+  /** The instance that holds the connection (remote targets only). */
+  readonly instanceId?: string
+}
+
 /** What other instances did with a published frame; `null` from a single-instance adapter. */
 export interface RemoteOutcome {
-  /** Instances that received the frame. */
+  /** Other instances that received the frame. */
   readonly instances: number
-  /** Set when publishing failed (the broker is unreachable, for example). */
+  /** Set when publishing failed: `BROKER_UNAVAILABLE`, for example. */
   readonly error?: string
+  /** With receipts: connections the other instances delivered to. */
+  readonly delivered?: number
+  /** With receipts: their failed connections. */
+  readonly failed?: FailedTarget[]
+  /** With receipts: instances that received the frame but did not answer in time (`RECEIPT_TIMEOUT`). */
+  readonly timedOut?: number
+}
+
+/** What a fan-out did on this instance. */
+export interface LocalDelivery {
+  readonly targets: number
+  readonly failed: FailedTarget[]
+}
+
+export interface PublishMeta {
+  readonly type: string
+  readonly droppable: boolean
+}
+
+/** What the router offers an adapter: delivery to its own sockets. */
+export interface AdapterHost {
+  deliverLocal: (target: FanoutTarget, type: string, text: string, droppable: boolean) => Promise<LocalDelivery>
+  readonly log: FastifyBaseLogger
 }
 
 export interface RouterAdapter {
+  /**
+   * Called once when the app starts (`onReady`); an adapter that must reach
+   * a broker may reject here to make `ready()` reject.
+   */
+  attach?: (host: AdapterHost) => void | Promise<void>
+  /** Broker state for the stats snapshot. */
+  status?: () => Record<string, unknown>
+  /** Whether a user has connections, and how many, on every instance the adapter sees. */
+  presence: (userId: string) => Promise<{ online: boolean, connections: number }>
+  /** Every user online, with connection counts. */
+  onlineUsers: () => Promise<Array<{ userId: string, connections: number }>>
   /** Register a connection on this instance. */
   addConnection: (connectionId: string, userId: string) => void
   /** Forget a connection and leave all of its rooms. */
@@ -41,7 +84,7 @@ export interface RouterAdapter {
   /** Ids of the local connections a target names. */
   localTargets: (target: FanoutTarget) => string[]
   /** Carry an encoded frame to other instances. */
-  publish: (target: FanoutTarget, text: string) => Promise<RemoteOutcome | null>
+  publish: (target: FanoutTarget, text: string, meta: PublishMeta) => Promise<RemoteOutcome | null>
   /** Counts for the stats snapshot. */
   counts: () => { users: number, rooms: number }
   /** Release what the adapter holds (subscriptions, clients). */
@@ -108,8 +151,17 @@ export class MemoryAdapter implements RouterAdapter {
     return result
   }
 
-  async publish (): Promise<RemoteOutcome | null> {
+  async publish (_target: FanoutTarget, _text: string, _meta: PublishMeta): Promise<RemoteOutcome | null> {
     return null
+  }
+
+  async presence (userId: string): Promise<{ online: boolean, connections: number }> {
+    const connections = this.users.get(userId)?.size ?? 0
+    return { online: connections > 0, connections }
+  }
+
+  async onlineUsers (): Promise<Array<{ userId: string, connections: number }>> {
+    return [...this.users].map(([userId, ids]) => ({ userId, connections: ids.size }))
   }
 
   counts (): { users: number, rooms: number } {

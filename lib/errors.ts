@@ -64,6 +64,20 @@ export const FST_WSR_ANONYMOUS_IN_PRODUCTION = createError(
   500
 )
 
+export const FST_WSR_BROKER_UNAVAILABLE = createError(
+  'FST_WSR_BROKER_UNAVAILABLE',
+  'The message broker (Redis) could not be reached within %d ms and requireBroker is set',
+  500
+)
+
+/** Why the remote part of a fan-out (other instances) failed or is incomplete. */
+export const RemoteFailure = Object.freeze({
+  /** The broker is unreachable: nothing was published, nothing will be replayed. */
+  BROKER_UNAVAILABLE: 'BROKER_UNAVAILABLE',
+  /** An instance received the frame but sent no receipt within `receiptTimeoutMs`. */
+  RECEIPT_TIMEOUT: 'RECEIPT_TIMEOUT'
+} as const)
+
 /** The codes a client can see in the `payload.code` of an `error` frame. */
 export const WireErrorCode = Object.freeze({
   INVALID_JSON: 'INVALID_JSON',

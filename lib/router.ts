@@ -12,7 +12,7 @@ import { HandlerRegistry, validationDetails, type MessageHandler, type PayloadOf
 import { failure, sendText, type SendFailed, type SendOptions, type SendResult } from './send.js'
 import { RouterStats, type StatsSnapshot } from './stats.js'
 import { handleFrame } from './dispatch.js'
-import type { FanoutTarget, RoomMember, RouterAdapter } from './adapter.js'
+import type { AdapterHost, FailedTarget, FanoutTarget, LocalDelivery, RemoteOutcome, RoomMember, RouterAdapter } from './adapter.js'
 import { AdmissionCounter } from './admission.js'
 import type { Identity } from './options.js'
 import { ABUSE_WINDOW_MS, countRefusal, type RateLimitConfig } from './rate-limit.js'
@@ -53,7 +53,7 @@ interface FrameFailure {
  * One router: its handler registry, its connections, its counters, its one
  * heartbeat timer. Two routers share nothing.
  */
-export class WsRouter implements JsonRpcHost {
+export class WsRouter implements JsonRpcHost, AdapterHost {
   readonly config: RouterConfig
   /** @internal */
   readonly stats = new RouterStats()
@@ -69,7 +69,8 @@ export class WsRouter implements JsonRpcHost {
   readonly admissions = new AdmissionCounter()
   readonly adapter: RouterAdapter
   private readonly connections = new Map<string, Connection>()
-  private readonly log: FastifyBaseLogger
+  /** @internal */
+  readonly log: FastifyBaseLogger
   private readonly closeListeners: Array<(conn: Connection) => void> = []
   private locked = false
   private heartbeatTimer: NodeJS.Timeout | null = null
@@ -183,7 +184,7 @@ export class WsRouter implements JsonRpcHost {
   getStats (): StatsSnapshot {
     const byState: Record<string, number> = { CONNECTING: 0, OPEN: 0, CLOSING: 0, CLOSED: 0 }
     for (const conn of this.connections.values()) byState[conn.state] = (byState[conn.state] ?? 0) + 1
-    return this.stats.snapshot(byState, this.adapter.counts())
+    return this.stats.snapshot(byState, this.adapter.counts(), this.adapter.status?.() ?? null)
   }
 
   /** Number of open connections. */
@@ -262,44 +263,70 @@ export class WsRouter implements JsonRpcHost {
       this.log.error({ messageType: type, target, err: encoded.error, environment: this.config.environment }, 'websocket fan-out could not serialise its frame')
       return { ok: false, reason: SendFailure.SERIALIZE, targets: 0, delivered: 0, failed: [], remote: null }
     }
-    const ids = this.adapter.localTargets(target)
-    const sends: Array<Promise<SendResult>> = new Array(ids.length)
-    for (let i = 0; i < ids.length; i++) {
-      const conn = this.connections.get(ids[i] as string)
-      sends[i] = conn === undefined ? Promise.resolve(failure(SendFailure.NOT_OPEN)) : this.deliver(conn, type, encoded.text, options)
-    }
-    const remote = this.adapter.publish(target, encoded.text).catch((err: unknown) => ({ instances: 0, error: (err as Error).message ?? 'PUBLISH_FAILED' }))
-    const results = await Promise.all(sends)
+    const droppable = options?.droppable === true
+    const local = this.deliverLocal(target, type, encoded.text, droppable)
+    const remote = this.adapter.publish(target, encoded.text, { type, droppable })
+      .catch((err: unknown): RemoteOutcome => ({ instances: 0, error: (err as Error).message ?? 'PUBLISH_FAILED' }))
+    const { targets, failed } = await local
     const remoteOutcome = await remote
-    const failed: FailedTarget[] = []
-    for (let i = 0; i < results.length; i++) {
-      const result = results[i] as SendResult
-      if (!result.ok) failed.push({ connectionId: ids[i] as string, reason: result.reason })
-    }
-    const delivered = ids.length - failed.length
-    const noTarget = ids.length === 0 && (remoteOutcome === null || remoteOutcome.instances === 0) && remoteOutcome?.error === undefined
+    const delivered = targets - failed.length
+    const remoteError = remoteOutcome?.error
+    const noTarget = targets === 0 && remoteError === undefined && (remoteOutcome === null || remoteOutcome.instances === 0)
+    const remoteFailed = (remoteOutcome?.failed?.length ?? 0) + (remoteOutcome?.timedOut ?? 0)
     const result: FanoutResult = {
-      ok: !noTarget && failed.length === 0 && remoteOutcome?.error === undefined,
-      targets: ids.length,
+      ok: !noTarget && failed.length === 0 && remoteError === undefined && remoteFailed === 0,
+      targets,
       delivered,
       failed,
       remote: remoteOutcome
     }
     if (noTarget) result.reason = 'NO_TARGET'
-    const unreported = failed.filter((f) => f.reason !== SendFailure.DROPPED)
-    if (unreported.length > 0 || remoteOutcome?.error !== undefined) {
+    const reported = failed.filter((f) => f.reason !== SendFailure.DROPPED)
+    if (reported.length > 0 || remoteError !== undefined || remoteFailed > 0) {
       this.log[this.config.sendFailureLogLevel]({
         messageType: type,
         target,
-        targets: ids.length,
+        targets,
         delivered,
-        failed: unreported.length > 20 ? unreported.slice(0, 20) : unreported,
-        failedCount: unreported.length,
+        failed: reported.length > 20 ? reported.slice(0, 20) : reported,
+        failedCount: reported.length,
         remote: remoteOutcome,
         environment: this.config.environment
       }, 'websocket fan-out had failures')
     }
     return result
+  }
+
+  /**
+   * @internal AdapterHost: write an encoded frame to this instance's
+   * connections that a target names; each failure is counted (the caller
+   * logs the fan-out once).
+   */
+  async deliverLocal (target: FanoutTarget, type: string, text: string, droppable: boolean): Promise<LocalDelivery> {
+    const ids = this.adapter.localTargets(target)
+    const options = droppable ? DROPPABLE : undefined
+    const sends: Array<Promise<SendResult>> = new Array(ids.length)
+    for (let i = 0; i < ids.length; i++) {
+      const conn = this.connections.get(ids[i] as string)
+      sends[i] = conn === undefined ? Promise.resolve(failure(SendFailure.NOT_OPEN)) : this.deliver(conn, type, text, options)
+    }
+    const results = await Promise.all(sends)
+    const failed: FailedTarget[] = []
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i] as SendResult
+      if (!result.ok) failed.push({ connectionId: ids[i] as string, reason: result.reason })
+    }
+    return { targets: ids.length, failed }
+  }
+
+  /** Presence of a user on every instance the adapter sees. */
+  presence (userId: string): Promise<{ online: boolean, connections: number }> {
+    return this.adapter.presence(userId)
+  }
+
+  /** Users online on every instance the adapter sees, with their connection counts. */
+  onlineUsers (): Promise<Array<{ userId: string, connections: number }>> {
+    return this.adapter.onlineUsers()
   }
 
   /** One target of a fan-out: counted here, logged by the fan-out as a whole. */
@@ -656,11 +683,6 @@ export interface FanoutOptions extends SendOptions {
   readonly except?: string | undefined
 }
 
-export interface FailedTarget {
-  readonly connectionId: string
-  readonly reason: SendFailure
-}
-
 /** The outcome of a fan-out: every target accounted for. */
 export interface FanoutResult {
   /** Every target got the frame (and at least one target existed). */
@@ -672,10 +694,12 @@ export interface FanoutResult {
   delivered: number
   failed: FailedTarget[]
   /** Other instances (null with the in-memory adapter). */
-  remote: { instances: number, error?: string } | null
+  remote: RemoteOutcome | null
 }
 
 function noop (): void {}
+
+const DROPPABLE: SendOptions = Object.freeze({ droppable: true })
 
 function heartbeat (router: WsRouter): void {
   router.heartbeatTick()

@@ -46,6 +46,8 @@ export interface StatsSnapshot {
   builtins: Record<string, number>
   /** `client_error` reports by client code (at most 100 codes; the rest under `other`). */
   clientErrors: Record<string, number>
+  /** The adapter's broker state (null for the in-memory adapter). */
+  broker: Record<string, unknown> | null
 }
 
 export class RouterStats {
@@ -118,7 +120,7 @@ export class RouterStats {
   }
 
   /** A copy that the caller may keep or serialise. */
-  snapshot (byState: Record<string, number>, counts: { users: number, rooms: number }): StatsSnapshot {
+  snapshot (byState: Record<string, number>, counts: { users: number, rooms: number }, broker: Record<string, unknown> | null): StatsSnapshot {
     const types: Record<string, TypeCounters> = {}
     for (const [type, counters] of this.types) types[type] = { ...counters }
     return {
@@ -146,7 +148,8 @@ export class RouterStats {
       idleCloses: this.idleCloses,
       refused: Object.fromEntries(this.refused),
       builtins: Object.fromEntries(this.builtins),
-      clientErrors: Object.fromEntries(this.clientErrors)
+      clientErrors: Object.fromEntries(this.clientErrors),
+      broker
     }
   }
 }

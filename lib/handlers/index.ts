@@ -1,0 +1,38 @@
+import type { BuiltinSwitches } from '../options.js'
+import type { WsRouter } from '../router.js'
+import { registerAgent } from './agent.js'
+import { registerClientError } from './client-error.js'
+import { registerConnection } from './connection.js'
+import { registerRooms } from './rooms.js'
+import { registerTyping } from './typing.js'
+import { registerUserMessage } from './user-message.js'
+
+/** The built-ins this module registers, by their switch in `builtins` (`batch` lives with dispatch). */
+export type BuiltinName = Exclude<keyof BuiltinSwitches, 'batch'>
+
+export const builtinRegistrars: Readonly<Record<BuiltinName, (router: WsRouter) => unknown>> = Object.freeze({
+  connection: registerConnection,
+  rooms: registerRooms,
+  typing: registerTyping,
+  userMessage: registerUserMessage,
+  agent: registerAgent,
+  clientError: registerClientError
+})
+
+/**
+ * Register every built-in handler that `builtins` does not switch off.
+ * Each is an ordinary route, so an app replaces one with `override: true`:
+ *
+ * @example
+ * app.wsRouter.on('user_message', { schema, override: true }, myHandler)
+ */
+export function registerBuiltins (router: WsRouter): void {
+  const enabled = router.config.builtins
+  for (const name of Object.keys(builtinRegistrars) as BuiltinName[]) {
+    if (enabled[name] !== false) builtinRegistrars[name](router)
+  }
+}
+
+export { registerAgent, registerClientError, registerConnection, registerRooms, registerTyping, registerUserMessage }
+export { agentRunsOf } from './agent.js'
+export { typingTrackerOf } from './typing.js'

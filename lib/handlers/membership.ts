@@ -1,0 +1,13 @@
+import { WireErrorCode, WsRouterError } from '../errors.js'
+import type { WsRouter } from '../router.js'
+
+/**
+ * Only members speak in a room: typing, messages and room-bound agent runs
+ * from a connection outside the room are refused with `FORBIDDEN`, so a
+ * client cannot reach a room it was never allowed to join.
+ */
+export function requireMember (router: WsRouter, connectionId: string, room: string): void {
+  if (!router.roomsOf(connectionId).includes(room)) {
+    throw new WsRouterError(WireErrorCode.FORBIDDEN, `Not a member of room "${room}": join it first`)
+  }
+}
