@@ -67,6 +67,8 @@ export class Connection implements RateLimitState {
   abuseWindowStart: number
   /** Reading is paused while too many handlers run. */
   readingPaused = false
+  /** A `reconnect` frame was sent; the close follows. */
+  retiring = false
   /** Failed frames in a row; reset by a frame that succeeds. */
   consecutiveErrors = 0
   /** Sends waiting for the buffer to drain; null while none wait. */

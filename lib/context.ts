@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Connection, ConnectionStatus, PendingHandler } from './connection.js'
+import type { Identity } from './options.js'
 import type { Deadline } from './deadlines.js'
 import type { OutcomeSink } from './dispatch.js'
 import type { MessageId } from './envelope.js'
@@ -69,6 +70,11 @@ export class HandlerContext<Reply = unknown> implements Deadline, PendingHandler
 
   get request (): FastifyRequest {
     return this.conn.request
+  }
+
+  /** What `authenticate` returned for this connection: `userId` and any claims. */
+  get identity (): Readonly<Identity> {
+    return this.conn.identity
   }
 
   /** The connection's child logger (bound to `connectionId` and `userId`). */

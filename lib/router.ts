@@ -609,7 +609,9 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     const { livenessWindowMs, maxConnectionAgeMs, idleTimeoutMs } = this.config
     for (const conn of this.connections.values()) {
       if (!conn.isOpen) continue
-      if (now - conn.lastSeenAt > livenessWindowMs) {
+      // A connection whose reading the router paused (maxInFlight) cannot show
+      // its pongs: it is busy, not dead, and its handlers have their own timeouts.
+      if (now - conn.lastSeenAt > livenessWindowMs && !conn.readingPaused) {
         this.stats.heartbeatTerminations++
         conn.log.info({ lastSeenMs: now - conn.lastSeenAt, livenessWindowMs, environment: this.config.environment }, 'terminating websocket: no pong within the liveness window')
         conn.socket.terminate()
@@ -617,11 +619,12 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
       }
       if (idleTimeoutMs > 0 && now - conn.lastFrameAt > idleTimeoutMs) {
         this.stats.idleCloses++
+        conn.log.info({ idleMs: now - conn.lastFrameAt, idleTimeoutMs, environment: this.config.environment }, 'closing idle websocket (1001)')
         conn.socket.close(CloseCode.GOING_AWAY, 'idle timeout')
         continue
       }
       if (maxConnectionAgeMs > 0 && now - conn.openedAt >= maxConnectionAgeMs) {
-        this.retire(conn, 'max_connection_age')
+        if (!conn.retiring) this.retire(conn, 'max_connection_age')
         continue
       }
       conn.socket.ping()
@@ -630,6 +633,8 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
 
   /** Ask a client to reconnect (frame `reconnect`), then close with 1012. */
   private retire (conn: Connection, reason: string): void {
+    conn.retiring = true
+    conn.log.info({ reason, ageMs: Date.now() - conn.openedAt, environment: this.config.environment }, 'asking websocket client to reconnect (1012)')
     const retryAfterMs = Math.floor(Math.random() * 1000)
     this.sendFrame(conn, 'reconnect', undefined, { reason, retryAfterMs }).then(() => {
       if (conn.isOpen) conn.socket.close(CloseCode.SERVICE_RESTART, reason)

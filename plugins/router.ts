@@ -130,7 +130,11 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
   fastify.decorate('wsRouter', router)
   if (!fastify.hasRequestDecorator('checkConnection')) fastify.decorateRequest('checkConnection', checkConnection)
 
-  fastify.addHook('onReady', async () => { router.lock() })
+  fastify.addHook('onReady', async () => {
+    router.lock()
+    // A broker adapter connects here; with requireBroker it rejects, and so does ready().
+    await config.adapter.attach?.(router)
+  })
 
   /** Refuse with an HTTP answer, before any upgrade; counted by reason. */
   function refuse (reply: FastifyReply, refused: Refusal): FastifyReply {
@@ -174,6 +178,8 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
     websocket: true,
     logSerializers: { req: redactedRequest },
     onRequest: async function admit (request: FastifyRequest, reply: FastifyReply) {
+      // Plain HTTP requests to the path get @fastify/websocket's 404; only upgrades take a slot.
+      if (!request.ws) return
       if (router.isClosing) return refuse(reply, refusal(503, RefusalReason.SHUTTING_DOWN, 'Server is shutting down'))
       const origin = request.headers.origin
       if (originAllowed !== undefined && origin !== undefined && !originAllowed(origin)) {

@@ -147,3 +147,20 @@ t.test('production refuses to start without authenticate unless allowAnonymous',
   t.match(hello.payload.userId, /^anon-/, 'no demo identity in production')
   client.ws.terminate()
 })
+
+t.test('plain HTTP requests to the path take no connection slot', async (t) => {
+  const server = await startServer({ maxConnections: 2 })
+  t.teardown(server.close)
+  const http = server.url.replace('ws://', 'http://')
+  for (let i = 0; i < 5; i++) {
+    const response = await fetch(http)
+    t.equal(response.status, 404)
+    await response.arrayBuffer()
+  }
+  t.equal(server.app.wsRouter.admissions.size, 0)
+  const a = await connect(server.url)
+  const b = await connect(server.url)
+  t.equal(server.app.wsRouter.connectionCount, 2, 'both slots still free for WebSocket clients')
+  a.ws.terminate()
+  b.ws.terminate()
+})
