@@ -12,12 +12,17 @@
  * - `NODE_ENV` / `ENVIRONMENT`: `production` turns off the `?user=` demo
  *   identity and the development secret.
  * - `LOG_LEVEL`: pino level, default `info` (`silent` for none).
+ * - `REDIS_URL`: when set, both routers use the Redis adapter, so several
+ *   instances (two ports, two machines) share users, rooms and presence.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Writable } from 'node:stream'
 import { Type } from '@sinclair/typebox'
-import { resolveEnvironment, wsRouter, WsRouterError, type Authenticate } from '../lib/index.js'
+import websocket from '@fastify/websocket'
+import { RedisAdapter, resolveEnvironment, selectProtocol, wsRouter, WsRouterError, type Authenticate, type RouterAdapter } from '../lib/index.js'
 import { createTokenVerifier, InvalidTokenError, isProduction, resolveAuthSecret } from './auth.js'
+import { demoCalculatorAgent } from './demo-agent.js'
+import { registerSpecMethods } from './jsonrpc-spec-methods.js'
 
 /** The demo identity's format, as the plugin's own `?user=` (outside production only). */
 const DEMO_USER_ID = /^[\w.@-]{1,64}$/
@@ -39,8 +44,9 @@ export interface BuildOptions {
 
 /**
  * Build the example app: the router on `/ws` with JWT authentication,
- * `allowedOrigins`, the `echo`, `whoami` and `fail` handlers, and
- * `GET /stats`. Rejects in production without `AUTH_SECRET`.
+ * `allowedOrigins`, the chat built-ins (rooms, typing, messages), the demo
+ * agent, the `echo`, `whoami` and `fail` handlers; a JSON-RPC 2.0 router on
+ * `/rpc`; `GET /stats`. Rejects in production without `AUTH_SECRET`.
  *
  * @example
  * const app = await buildApp(process.env)
@@ -69,25 +75,39 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
 
   const level = env.LOG_LEVEL ?? 'info'
   const app = Fastify({ logger: options.logStream === undefined ? { level } : { level, stream: options.logStream } })
-  await app.register(wsRouter, {
-    path: '/ws',
-    environment: production ? 'production' : resolveEnvironment(undefined, env).name,
-    authenticate,
-    allowedOrigins: allowedOriginsFrom(env, production)
+  const environment = production ? 'production' : resolveEnvironment(undefined, env).name
+  const allowedOrigins = allowedOriginsFrom(env, production)
+  const redisUrl = env.REDIS_URL !== undefined && env.REDIS_URL.trim() !== '' ? env.REDIS_URL.trim() : undefined
+  const adapterFor = (prefix: string): RouterAdapter | undefined => redisUrl === undefined ? undefined : new RedisAdapter({ redis: redisUrl, prefix })
+
+  // Two routers (/ws and /rpc) share one @fastify/websocket, registered here at
+  // the root; each router closes its own clients with 1001 on shutdown.
+  await app.register(websocket, {
+    options: { maxPayload: 64 * 1024, handleProtocols: selectProtocol },
+    preClose: (done) => { done() }
   })
 
-  app.wsRouter.on('echo', {
-    schema: Type.Object({ text: Type.String({ minLength: 1, maxLength: 1000 }) }),
-    replySchema: Type.Object({ text: Type.String() })
-  }, (payload) => ({ text: payload.text }))
-
-  app.wsRouter.on('whoami', (_payload, ctx) => ({ userId: ctx.userId, connectionId: ctx.connectionId, status: ctx.status() }))
-
-  app.wsRouter.on('fail', () => {
-    throw new WsRouterError('DEMO_FAILURE', 'This type always fails, to show an error frame')
+  // /ws: envelopes (and JSON-RPC frames), rooms chat, the demo agent.
+  await app.register(async (scope) => {
+    await scope.register(wsRouter, { path: '/ws', environment, authenticate, allowedOrigins, agent: demoCalculatorAgent, adapter: adapterFor('wsr:ws:') })
+    scope.wsRouter.on('echo', {
+      schema: Type.Object({ text: Type.String({ minLength: 1, maxLength: 1000 }) }),
+      replySchema: Type.Object({ text: Type.String() })
+    }, (payload) => ({ text: payload.text }))
+    scope.wsRouter.on('whoami', (_payload, ctx) => ({ userId: ctx.userId, connectionId: ctx.connectionId, status: ctx.status() }))
+    scope.wsRouter.on('fail', () => {
+      throw new WsRouterError('DEMO_FAILURE', 'This type always fails, to show an error frame')
+    })
+    app.get('/stats', async () => ({ ws: scope.wsRouter.getStats(), rpc: rpcStats() }))
   })
 
-  app.get('/stats', async () => app.wsRouter.getStats())
+  // /rpc: JSON-RPC 2.0 only, with the methods of the specification's examples.
+  let rpcStats: () => unknown = () => null
+  await app.register(async (scope) => {
+    await scope.register(wsRouter, { path: '/rpc', protocol: 'jsonrpc', environment, authenticate, allowedOrigins, adapter: adapterFor('wsr:rpc:') })
+    registerSpecMethods(scope.wsRouter)
+    rpcStats = () => scope.wsRouter.getStats()
+  })
 
   return app
 }

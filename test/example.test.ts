@@ -98,8 +98,9 @@ t.test('production: bad tokens and no token get HTTP 401 before the upgrade', as
   const demo = await tryUpgrade(`${server.url}?user=alice`)
   t.equal(demo.status, 401, 'no demo identity in production')
 
-  t.equal(server.app.wsRouter.connectionCount, 0, 'no socket was adopted')
-  const refused = server.app.wsRouter.getStats().refused
+  const stats = (await server.app.inject('/stats')).json() as { ws: { connections: { open: number }, refused: Record<string, number> } }
+  t.equal(stats.ws.connections.open, 0, 'no socket was adopted')
+  const refused = stats.ws.refused
   t.same(refused, { AUTH_FAILED: cases.length, AUTH_REQUIRED: 2 })
   const reasons = server.logs().filter((line) => line.includes('websocket token refused')).map((line) => JSON.parse(line).reason as string)
   t.ok(reasons.includes('FAST_JWT_EXPIRED'), `the log says why (${reasons.join(', ')})`)
