@@ -1,5 +1,6 @@
 import t from 'tap'
 import { WsRouterError } from '../lib/index.js'
+import { MemoryAdapter, type RemoteOutcome } from '../lib/adapter.js'
 import type { WsRouter } from '../lib/router.js'
 import { startServer } from './helpers/server.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'
@@ -113,4 +114,31 @@ t.test('onUserMessage enriches or refuses a message', async (t) => {
   t.match(kept.payload, { messageId: uuid, deliveredTo: 1 })
   t.equal((await bob.next('message')).payload.text, 'as is')
   t.same(bob.frames.filter((f) => f.type === 'message').map((f) => f.payload.text), ['HELLO', 'as is'], 'refused messages reached nobody')
+})
+
+t.test('the ack reports what other instances did, apart from this instance\'s count', async (t) => {
+  const outcomes: Array<RemoteOutcome | null> = [
+    { instances: 2, delivered: 3, failed: [{ connectionId: 'x', reason: 'NOT_OPEN', instanceId: 'i2' }], timedOut: 1, error: 'RECEIPT_TIMEOUT' },
+    { instances: 0, error: 'BROKER_UNAVAILABLE' },
+    { instances: 1 }
+  ]
+  class TwoInstanceAdapter extends MemoryAdapter {
+    override async publish (): Promise<RemoteOutcome | null> {
+      return outcomes.shift() ?? null
+    }
+  }
+  const server = await startServer({ adapter: new TwoInstanceAdapter() }, withBuiltins)
+  t.teardown(server.close)
+  const alice = await connect(`${server.url}?user=alice`)
+  const bob = await connect(`${server.url}?user=bob`)
+  t.teardown(() => { alice.ws.terminate(); bob.ws.terminate() })
+  await joined(alice, 'r')
+  await joined(bob, 'r')
+  const withReceipts = await answer(alice, { room: 'r', text: 'one' }, 'a')
+  t.match(withReceipts.payload, { deliveredTo: 1, failed: 0, remoteInstances: 2, remoteDelivered: 3, remoteFailed: 1, remoteTimedOut: 1, remoteError: 'RECEIPT_TIMEOUT' })
+  const brokerDown = await answer(alice, { room: 'r', text: 'two' }, 'b')
+  t.match(brokerDown.payload, { deliveredTo: 1, failed: 0, remoteInstances: 0, remoteError: 'BROKER_UNAVAILABLE' })
+  const noReceipts = await answer(alice, { room: 'r', text: 'three' }, 'c')
+  t.match(noReceipts.payload, { deliveredTo: 1, remoteInstances: 1 })
+  t.notOk('remoteDelivered' in noReceipts.payload, 'without receipts remote delivery is unknown, not 0')
 })

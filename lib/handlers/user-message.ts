@@ -10,14 +10,20 @@ export interface MessageAck {
   messageId: string
   room: string
   sentAt: number
-  /** Connections of this instance that received it. */
+  /** Connections of this instance that received it (other instances: the `remote*` fields). */
   deliveredTo: number
   /** Connections of this instance it could not reach (gone, too slow). */
   failed: number
   /** Other instances reached, when the adapter spans several. */
   remoteInstances?: number
-  /** Why publishing to other instances failed, when it did. */
+  /** Why publishing to other instances failed or is incomplete (`BROKER_UNAVAILABLE`, `RECEIPT_TIMEOUT`). */
   remoteError?: string
+  /** With delivery receipts: connections on other instances that received it. */
+  remoteDelivered?: number
+  /** With delivery receipts: connections on other instances it could not reach. */
+  remoteFailed?: number
+  /** With delivery receipts: instances that took the frame but did not report in time. */
+  remoteTimedOut?: number
 }
 
 export function userMessageSchema (maxMessageChars: number) {
@@ -66,9 +72,14 @@ function messageAck (message: UserMessage, outcome: FanoutResult): MessageAck {
     deliveredTo: outcome.delivered,
     failed: outcome.failed.length
   }
-  if (outcome.remote !== null) {
-    ack.remoteInstances = outcome.remote.instances
-    if (outcome.remote.error !== undefined) ack.remoteError = outcome.remote.error
+  const remote = outcome.remote
+  if (remote !== null) {
+    // Local and remote counts stay apart: without receipts, remote delivery is unknown, not zero.
+    ack.remoteInstances = remote.instances
+    if (remote.error !== undefined) ack.remoteError = remote.error
+    if (remote.delivered !== undefined) ack.remoteDelivered = remote.delivered
+    if (remote.failed !== undefined) ack.remoteFailed = remote.failed.length
+    if (remote.timedOut !== undefined) ack.remoteTimedOut = remote.timedOut
   }
   return ack
 }
