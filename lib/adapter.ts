@@ -79,6 +79,10 @@ export interface RouterAdapter {
   leave: (connectionId: string, room: string) => boolean
   /** Rooms of a local connection. */
   roomsOf: (connectionId: string) => readonly string[]
+  /** Whether a local connection is in a room (no copy: the per-frame check of typing and messages). */
+  isMember: (connectionId: string, room: string) => boolean
+  /** How many rooms a local connection is in. */
+  roomCount: (connectionId: string) => number
   /** Members of a room (every instance the adapter can see). */
   members: (room: string) => Promise<RoomMember[]>
   /** Ids of the local connections a target names. */
@@ -130,6 +134,14 @@ export class MemoryAdapter implements RouterAdapter {
   roomsOf (connectionId: string): readonly string[] {
     const rooms = this.roomsOfConnection.get(connectionId)
     return rooms === undefined ? [] : [...rooms]
+  }
+
+  isMember (connectionId: string, room: string): boolean {
+    return this.roomsOfConnection.get(connectionId)?.has(room) === true
+  }
+
+  roomCount (connectionId: string): number {
+    return this.roomsOfConnection.get(connectionId)?.size ?? 0
   }
 
   async members (room: string): Promise<RoomMember[]> {

@@ -289,7 +289,7 @@ const allBuiltins: Readonly<Required<BuiltinSwitches>> = Object.freeze({
   connection: true, rooms: true, typing: true, userMessage: true, agent: true, clientError: true, batch: true
 })
 
-const adapterMethods = ['addConnection', 'removeConnection', 'join', 'leave', 'roomsOf', 'members', 'localTargets', 'publish', 'presence', 'onlineUsers', 'counts', 'close']
+const adapterMethods = ['addConnection', 'removeConnection', 'join', 'leave', 'roomsOf', 'isMember', 'roomCount', 'members', 'localTargets', 'publish', 'presence', 'onlineUsers', 'counts', 'close']
 
 const checkOptions = TypeCompiler.Compile(OptionsSchema)
 const knownKeys = new Set(Object.keys(OptionsSchema.properties))

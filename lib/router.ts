@@ -241,6 +241,11 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     return this.adapter.members(room)
   }
 
+  /** Whether a connection is in a room. */
+  isMember (connectionId: string, room: string): boolean {
+    return this.adapter.isMember(connectionId, room)
+  }
+
   /** Rooms a connection is in. */
   roomsOf (connectionId: string): readonly string[] {
     return this.adapter.roomsOf(connectionId)

@@ -9,7 +9,7 @@ import type { ConnectionStatus } from '../lib/connection.js'
 import { FST_WSR_ANONYMOUS_IN_PRODUCTION, FST_WSR_WEBSOCKET_CONFLICT } from '../lib/errors.js'
 import { registerHeartbeat } from '../lib/handlers/heartbeat.js'
 import { registerPing } from '../lib/handlers/ping.js'
-import { registerRooms } from '../lib/handlers/rooms.js'
+import { registerBuiltins } from '../lib/handlers/index.js'
 import { registerBatch } from '../lib/handlers/batch.js'
 import { registerLegacyAliases } from '../lib/handlers/aliases.js'
 import { compileOrigins, extractToken, redactUrl, refusal, RefusalReason, selectProtocol, type Refusal } from '../lib/admission.js'
@@ -104,7 +104,7 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
   const router = new WsRouter(config, fastify.log)
   registerPing(router)
   registerHeartbeat(router)
-  if (config.builtins.rooms) registerRooms(router)
+  registerBuiltins(router)
   if (config.builtins.batch) registerBatch(router)
   if (config.legacyAliases) registerLegacyAliases(router)
 

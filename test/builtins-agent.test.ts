@@ -4,7 +4,6 @@ import { WsRouterError } from '../lib/index.js'
 import { agentRunsOf } from '../lib/handlers/index.js'
 import { startServer } from './helpers/server.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'
-import { withBuiltins } from './helpers/builtins.js'
 import { delay, waitFor } from './helpers/wait.js'
 
 type Steps = AsyncGenerator<AgentStep, unknown, undefined>
@@ -37,7 +36,7 @@ t.test('a run streams its steps in order, every event with the request id and th
     yield { type: 'progress', step: 2, of: 2, runId: 'forged' }
     return { text: 'The answer is 4' }
   }
-  const server = await startServer({ agent: calculator }, withBuiltins)
+  const server = await startServer({ agent: calculator })
   t.teardown(server.close)
   const router = server.app.wsRouter
   const client = await connect(`${server.url}?user=alice`)
@@ -80,7 +79,7 @@ t.test('a ping sent during a run is answered during the run', async (t) => {
     finished = true
     return 'late answer'
   }
-  const server = await startServer({ agent: slow }, withBuiltins)
+  const server = await startServer({ agent: slow })
   t.teardown(server.close)
   const client = await connect(server.url)
   t.teardown(() => client.ws.terminate())
@@ -125,7 +124,7 @@ t.test('stop_agent cancels a run: its signal fires, its finally runs, the stop i
   }
   const server = await startServer({
     agent: (input, ctx) => input === 'ignore' ? ignoresSignal() : input === 'hang' ? hangs() : listens(input, ctx)
-  }, withBuiltins)
+  })
   t.teardown(server.close)
   const router = server.app.wsRouter
   const client = await connect(server.url)
@@ -172,7 +171,7 @@ t.test('another connection cannot stop a run', async (t) => {
     await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve))
     return 'stopped'
   }
-  const server = await startServer({ agent: waits }, withBuiltins)
+  const server = await startServer({ agent: waits })
   t.teardown(server.close)
   const owner = await connect(`${server.url}?user=alice`)
   const other = await connect(`${server.url}?user=alice`)
@@ -191,7 +190,7 @@ t.test('disconnecting cancels every run of the connection', async (t) => {
     yield { type: 'thinking', reasoning: 'never sent' }
     return 'never sent either'
   }
-  const server = await startServer({ agent: waits }, withBuiltins)
+  const server = await startServer({ agent: waits })
   t.teardown(server.close)
   const router = server.app.wsRouter
   const client = await connect(server.url)
@@ -223,7 +222,7 @@ t.test('a runner that throws yields agent_error, then agent_completed failed', a
   }
   for (const environment of ['test', 'production']) {
     t.test(environment, async (t) => {
-      const server = await startServer({ agent: broken, environment, allowAnonymous: true }, withBuiltins)
+      const server = await startServer({ agent: broken, environment, allowAnonymous: true })
       t.teardown(server.close)
       const router = server.app.wsRouter
       const client = await connect(server.url)
@@ -262,7 +261,7 @@ t.test('an event that cannot be sent fails the run instead of leaving a hole', a
       closed = true
     }
   }
-  const server = await startServer({ agent: oversized, maxOutboundBytes: 2048 }, withBuiltins)
+  const server = await startServer({ agent: oversized, maxOutboundBytes: 2048 })
   t.teardown(server.close)
   const client = await connect(server.url)
   t.teardown(() => client.ws.terminate())
@@ -281,7 +280,7 @@ t.test('an event that cannot be sent fails the run instead of leaving a hole', a
 
 t.test('start_agent refusals: NOT_CONFIGURED, OVERLOADED, FORBIDDEN, bad input', async (t) => {
   t.test('no agent configured', async (t) => {
-    const server = await startServer({}, withBuiltins)
+    const server = await startServer({})
     t.teardown(server.close)
     const client = await connect(server.url)
     t.teardown(() => client.ws.terminate())
@@ -298,7 +297,7 @@ t.test('start_agent refusals: NOT_CONFIGURED, OVERLOADED, FORBIDDEN, bad input',
       await held.promise
       return 'ok'
     }
-    const server = await startServer({ agent: waits, maxConcurrentRuns: 2, maxMessageChars: 10 }, withBuiltins)
+    const server = await startServer({ agent: waits, maxConcurrentRuns: 2, maxMessageChars: 10 })
     t.teardown(server.close)
     const client = await connect(server.url)
     const other = await connect(server.url)
@@ -326,7 +325,7 @@ t.test('after runs and disconnects, nothing is left tracked', async (t) => {
     if (input === 'wait') await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve))
     return input
   }
-  const server = await startServer({ agent: short, typingTimeoutMs: 60_000 }, withBuiltins)
+  const server = await startServer({ agent: short, typingTimeoutMs: 60_000 })
   t.teardown(server.close)
   const router = server.app.wsRouter
   const clients = await Promise.all(Array.from({ length: 6 }, () => connect(server.url)))

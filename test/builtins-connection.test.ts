@@ -5,11 +5,10 @@ import { buildConfig } from '../lib/options.js'
 import { WsRouter } from '../lib/router.js'
 import { startServer } from './helpers/server.js'
 import { connect } from './helpers/client.js'
-import { withBuiltins } from './helpers/builtins.js'
 import { waitFor } from './helpers/wait.js'
 
 t.test('connect is acknowledged with the connection and user ids', async (t) => {
-  const server = await startServer({}, withBuiltins)
+  const server = await startServer({})
   t.teardown(server.close)
   const client = await connect(`${server.url}?user=alice`)
   t.teardown(() => client.ws.terminate())
@@ -25,7 +24,7 @@ t.test('connect is acknowledged with the connection and user ids', async (t) => 
 })
 
 t.test('disconnect is acknowledged, then the server closes with 1000', async (t) => {
-  const server = await startServer({}, withBuiltins)
+  const server = await startServer({})
   t.teardown(server.close)
   const router = server.app.wsRouter
   const client = await connect(server.url)
@@ -45,7 +44,7 @@ t.test('disconnect is acknowledged, then the server closes with 1000', async (t)
 })
 
 t.test('client_error is counted by code and logged once, bounded', async (t) => {
-  const server = await startServer({}, withBuiltins)
+  const server = await startServer({})
   t.teardown(server.close)
   const router = server.app.wsRouter
   const client = await connect(`${server.url}?user=alice`)
@@ -78,7 +77,7 @@ t.test('client_error is counted by code and logged once, bounded', async (t) => 
 })
 
 t.test('a built-in switched off answers as an unknown type', async (t) => {
-  const server = await startServer({ builtins: { typing: false } }, withBuiltins)
+  const server = await startServer({ builtins: { typing: false } })
   t.teardown(server.close)
   const client = await connect(server.url)
   t.teardown(() => client.ws.terminate())
@@ -94,7 +93,6 @@ t.test('a built-in switched off answers as an unknown type', async (t) => {
 
 t.test('a built-in can be replaced with override: true', async (t) => {
   const server = await startServer({}, (app) => {
-    withBuiltins(app)
     app.wsRouter.on('connect', { replyType: 'welcome', override: true }, (_payload, ctx) => ({ hello: ctx.userId }))
   })
   t.teardown(server.close)

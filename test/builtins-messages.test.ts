@@ -4,7 +4,6 @@ import { MemoryAdapter, type RemoteOutcome } from '../lib/adapter.js'
 import type { WsRouter } from '../lib/router.js'
 import { startServer } from './helpers/server.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'
-import { withBuiltins } from './helpers/builtins.js'
 import { delay } from './helpers/wait.js'
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -22,7 +21,7 @@ async function answer (client: TestClient, payload: unknown, id: string): Promis
 }
 
 t.test('a message reaches every other connection in the room, the sender\'s other tabs included', async (t) => {
-  const server = await startServer({ maxMessageChars: 20 }, withBuiltins)
+  const server = await startServer({ maxMessageChars: 20 })
   t.teardown(server.close)
   const alice1 = await connect(`${server.url}?user=alice`)
   const alice2 = await connect(`${server.url}?user=alice`)
@@ -67,7 +66,7 @@ t.test('a member that has gone away is counted as failed in the ack', async (t) 
   const server = await startServer({
     // Runs just before the fan-out: the member's socket is dead but its close not yet seen.
     onUserMessage: () => { gone.router?.connection(gone.connectionId as string)?.socket.terminate() }
-  }, withBuiltins)
+  })
   t.teardown(server.close)
   const router = server.app.wsRouter
   gone.router = router
@@ -94,7 +93,7 @@ t.test('onUserMessage enriches or refuses a message', async (t) => {
       // An attempt to speak as someone else or elsewhere is ignored.
       return { ...message, messageId: `db-${ctx.userId}-1`, text: message.text.toUpperCase(), persisted: true, userId: 'mallory', room: 'elsewhere' }
     }
-  }, withBuiltins)
+  })
   t.teardown(server.close)
   const alice = await connect(`${server.url}?user=alice`)
   const bob = await connect(`${server.url}?user=bob`)
@@ -127,7 +126,7 @@ t.test('the ack reports what other instances did, apart from this instance\'s co
       return outcomes.shift() ?? null
     }
   }
-  const server = await startServer({ adapter: new TwoInstanceAdapter() }, withBuiltins)
+  const server = await startServer({ adapter: new TwoInstanceAdapter() })
   t.teardown(server.close)
   const alice = await connect(`${server.url}?user=alice`)
   const bob = await connect(`${server.url}?user=bob`)

@@ -2,7 +2,6 @@ import t from 'tap'
 import { typingTrackerOf } from '../lib/handlers/index.js'
 import { startServer } from './helpers/server.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'
-import { withBuiltins } from './helpers/builtins.js'
 import { delay, waitFor } from './helpers/wait.js'
 
 async function joined (client: TestClient, room: string): Promise<void> {
@@ -20,7 +19,7 @@ async function acked (client: TestClient, type: string, payload: unknown, id: st
 const typingFrames = (client: TestClient): unknown[] => client.frames.filter((f) => f.type === 'typing').map((f) => f.payload)
 
 t.test('typing reaches the other members, not the sender; repeats within the throttle are not re-broadcast', async (t) => {
-  const server = await startServer({ typingThrottleMs: 300, typingTimeoutMs: 60_000 }, withBuiltins)
+  const server = await startServer({ typingThrottleMs: 300, typingTimeoutMs: 60_000 })
   t.teardown(server.close)
   const router = server.app.wsRouter
   const alice = await connect(`${server.url}?user=alice`)
@@ -70,7 +69,7 @@ t.test('typing reaches the other members, not the sender; repeats within the thr
 })
 
 t.test('a start without a stop expires with typing: false, on one interval that stops when nobody types', async (t) => {
-  const server = await startServer({ typingThrottleMs: 0, typingTimeoutMs: 200 }, withBuiltins)
+  const server = await startServer({ typingThrottleMs: 0, typingTimeoutMs: 200 })
   t.teardown(server.close)
   const router = server.app.wsRouter
   const tracker = typingTrackerOf(router)
@@ -110,7 +109,7 @@ t.test('a start without a stop expires with typing: false, on one interval that 
 })
 
 t.test('a connection that closes stops its typing everywhere', async (t) => {
-  const server = await startServer({ typingTimeoutMs: 60_000 }, withBuiltins)
+  const server = await startServer({ typingTimeoutMs: 60_000 })
   t.teardown(server.close)
   const router = server.app.wsRouter
   const tracker = typingTrackerOf(router)
@@ -138,7 +137,7 @@ t.test('a connection that closes stops its typing everywhere', async (t) => {
 })
 
 t.test('a user typing in a second tab continues the same indicator', async (t) => {
-  const server = await startServer({ typingThrottleMs: 60_000, typingTimeoutMs: 60_000 }, withBuiltins)
+  const server = await startServer({ typingThrottleMs: 60_000, typingTimeoutMs: 60_000 })
   t.teardown(server.close)
   const tracker = typingTrackerOf(server.app.wsRouter)
   const tab1 = await connect(`${server.url}?user=alice`)

@@ -9,6 +9,7 @@ import { createSigner } from 'fast-jwt'
 import { buildApp } from '../examples/app.js'
 import { DEV_AUTH_SECRET } from '../examples/auth.js'
 import { logSink } from './helpers/server.js'
+import WebSocket from 'ws'
 import { connect, tryUpgrade } from './helpers/client.js'
 
 const SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz'
@@ -186,4 +187,24 @@ t.test('npm run token: prints a token the server accepts; refuses production wit
 
   t.equal(usage.code, 2, 'no user id: usage')
   t.match(usage.stderr, /usage: npm run -s token -- <userId>/)
+})
+
+t.test('the example wires the chat built-ins, the demo agent and /rpc', async (t) => {
+  const server = await start(t, { NODE_ENV: 'development', LOG_LEVEL: 'silent' })
+  const client = await connect(`${server.url}?user=alice`)
+  t.teardown(() => client.ws.terminate())
+  client.send({ type: 'start_agent', id: 'run', payload: { input: 'what is (2 + 3) * 4?' } })
+  const done = await client.next('agent_completed')
+  t.match(done.payload, { status: 'completed', finalResponse: { text: '(2 + 3) * 4 = 20' } })
+  t.same(client.frames.filter((f) => f.id === 'run').map((f) => f.type), ['agent_started', 'agent_thinking', 'tool_executing', 'agent_progress', 'tool_completed', 'agent_completed'])
+
+  const rpc = await new Promise<WebSocket>((resolve, reject) => {
+    const ws = new WebSocket(server.url.replace(/\/ws$/, '/rpc') + '?user=alice')
+    ws.once('open', () => resolve(ws))
+    ws.once('error', reject)
+  })
+  t.teardown(() => rpc.terminate())
+  const answer = new Promise<unknown>((resolve) => rpc.once('message', (data) => resolve(JSON.parse(data.toString()))))
+  rpc.send('{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}')
+  t.same(await answer, { jsonrpc: '2.0', result: 19, id: 3 })
 })

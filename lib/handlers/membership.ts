@@ -7,7 +7,7 @@ import type { WsRouter } from '../router.js'
  * client cannot reach a room it was never allowed to join.
  */
 export function requireMember (router: WsRouter, connectionId: string, room: string): void {
-  if (!router.roomsOf(connectionId).includes(room)) {
+  if (!router.isMember(connectionId, room)) {
     throw new WsRouterError(WireErrorCode.FORBIDDEN, `Not a member of room "${room}": join it first`)
   }
 }

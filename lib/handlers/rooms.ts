@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import { WireErrorCode, WsRouterError } from '../errors.js'
 import type { WsRouter } from '../router.js'
+import { typingTrackerOf } from './typing.js'
 
 export const RoomPayload = Type.Object({ room: Type.String({ minLength: 1, maxLength: 128 }) })
 
@@ -17,8 +18,7 @@ export function registerRooms (router: WsRouter): void {
     if (authorizeJoin !== undefined && await authorizeJoin(ctx, room) !== true) {
       throw new WsRouterError(WireErrorCode.FORBIDDEN, `Not allowed to join room "${room}"`)
     }
-    const rooms = router.roomsOf(ctx.connectionId)
-    if (!rooms.includes(room) && rooms.length >= maxRoomsPerConnection) {
+    if (!router.isMember(ctx.connectionId, room) && router.adapter.roomCount(ctx.connectionId) >= maxRoomsPerConnection) {
       throw new WsRouterError(WireErrorCode.ROOM_LIMIT, `A connection may be in at most ${maxRoomsPerConnection} rooms`)
     }
     router.join(ctx.connectionId, room)
@@ -26,6 +26,8 @@ export function registerRooms (router: WsRouter): void {
   })
   router.on('leave', { schema: RoomPayload, replyType: 'left' }, (payload, ctx) => {
     router.leave(ctx.connectionId, payload.room)
+    // Whoever leaves stops typing there (the indicator would otherwise last until it expires).
+    typingTrackerOf(router)?.stop(ctx.connectionId, ctx.userId, payload.room)
     return { room: payload.room }
   })
 }
