@@ -40,43 +40,33 @@ const MINUTE = 60 * SECOND
  * Load balancers commonly cut idle connections after 30 s (Google's
  * front end, AWS ALB default is 60 s): production pings well before that.
  */
+const development: EnvironmentPreset = Object.freeze({
+  heartbeatIntervalMs: 30 * SECOND,
+  livenessWindowMs: 45 * SECOND,
+  exposeErrorMessages: true,
+  validateOutbound: true,
+  sendFailureLogLevel: 'warn',
+  maxConnectionAgeMs: 0,
+  shutdownGraceMs: 10 * SECOND
+})
+
+const production: EnvironmentPreset = Object.freeze({
+  heartbeatIntervalMs: 25 * SECOND,
+  livenessWindowMs: 37.5 * SECOND,
+  exposeErrorMessages: false,
+  validateOutbound: false,
+  sendFailureLogLevel: 'info',
+  maxConnectionAgeMs: 0,
+  shutdownGraceMs: 10 * SECOND
+})
+
 export const presets: Readonly<Record<EnvironmentName, EnvironmentPreset>> = Object.freeze({
-  development: Object.freeze({
-    heartbeatIntervalMs: 30 * SECOND,
-    livenessWindowMs: 45 * SECOND,
-    exposeErrorMessages: true,
-    validateOutbound: true,
-    sendFailureLogLevel: 'warn',
-    maxConnectionAgeMs: 0,
-    shutdownGraceMs: 10 * SECOND
-  }),
-  test: Object.freeze({
-    heartbeatIntervalMs: 30 * SECOND,
-    livenessWindowMs: 45 * SECOND,
-    exposeErrorMessages: true,
-    validateOutbound: true,
-    sendFailureLogLevel: 'warn',
-    maxConnectionAgeMs: 0,
-    shutdownGraceMs: 10 * SECOND
-  }),
-  staging: Object.freeze({
-    heartbeatIntervalMs: 25 * SECOND,
-    livenessWindowMs: 37.5 * SECOND,
-    exposeErrorMessages: false,
-    validateOutbound: false,
-    sendFailureLogLevel: 'info',
-    maxConnectionAgeMs: 0,
-    shutdownGraceMs: 10 * SECOND
-  }),
-  production: Object.freeze({
-    heartbeatIntervalMs: 25 * SECOND,
-    livenessWindowMs: 37.5 * SECOND,
-    exposeErrorMessages: false,
-    validateOutbound: false,
-    sendFailureLogLevel: 'info',
-    maxConnectionAgeMs: 0,
-    shutdownGraceMs: 10 * SECOND
-  })
+  development,
+  // Tests see what developers see: messages, outbound checks.
+  test: development,
+  // Staging rehearses production.
+  staging: production,
+  production
 })
 
 /**
