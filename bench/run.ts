@@ -9,6 +9,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { relative } from 'node:path'
 import { availableParallelism, cpus, loadavg, totalmem, type } from 'node:os'
 import { createHistogram, performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -42,10 +43,12 @@ const { values: args } = parseArgs({
     'skip-load': { type: 'boolean', default: false },
     'skip-memory': { type: 'boolean', default: false },
     'skip-churn': { type: 'boolean', default: false },
+    'heap-snapshots': { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
     workers: { type: 'string' },
     'cpu-prof': { type: 'string' },
     out: { type: 'string' },
+    label: { type: 'string' },
     svg: { type: 'string' },
     render: { type: 'string' },
     help: { type: 'boolean', default: false }
@@ -64,12 +67,15 @@ if (args.help) {
   --memory-servers a,b / --churn-servers a,b   servers probed (${Object.keys(SERVERS).join(', ')})
   --churn-cycles N        connect / message / close cycles (full: 20000)
   --skip-load --skip-memory --skip-churn
+  --heap-snapshots        memory probe: also write V8 heap snapshots (idle and loaded) to bench/results/heap/
+                          (compare with: npx tsx bench/heap-diff.ts IDLE LOADED CONNECTIONS)
   --no-pin                do not pin client and servers to separate cores
   --workers N             load-generator worker threads (default: cores given to the client)
   --cpu-prof a,b          write V8 CPU profiles of these servers to bench/results/profiles/
   --out DIR               results directory (default bench/results)
+  --label NAME            results file prefix (default: the mode, full or quick)
   --svg FILE              chart file (full: docs/benchmark-ratios.svg; quick: bench/results/quick-ratios.svg)
-  --render FILE.json      measure nothing: print the report and redraw the chart of a results file`)
+  --render FILE.json      measure nothing: rewrite FILE.md and the chart from a results file`)
   process.exit(0)
 }
 
@@ -77,8 +83,10 @@ if (args.render !== undefined) {
   const saved = JSON.parse(readFileSync(args.render, 'utf8')) as Results
   saved.checks = evaluateChecks(saved)
   const svg = args.svg ?? (saved.mode === 'full' ? `${repoRoot}docs/benchmark-ratios.svg` : `${repoRoot}bench/results/quick-ratios.svg`)
-  writeFileSync(svg, renderChart(saved))
-  console.log(renderMarkdown(saved))
+  writeFileSync(svg, renderChart(saved, relative(repoRoot, args.render)))
+  const markdown = renderMarkdown(saved)
+  writeFileSync(args.render.replace(/\.json$/, '.md'), markdown)
+  console.log(markdown)
   console.log(`chart: ${svg}`)
   process.exit(0)
 }
@@ -329,10 +337,12 @@ async function memoryProbe (pool: LoadPool, name: ServerName): Promise<MemoryPro
     await connectAll(pool, endpoint, 200)
     await pool.all({ cmd: 'close' })
     await sleep(500)
-    const before = await server.gc()
+    const snapshots = args['heap-snapshots'] ? `${outDir}/heap` : undefined
+    if (snapshots !== undefined) mkdirSync(snapshots, { recursive: true })
+    const before = snapshots === undefined ? await server.gc() : await server.heapSnapshot(`${snapshots}/${name}-idle.heapsnapshot`)
     const opened = await connectAll(pool, endpoint, mode.memoryConnections)
     await sleep(1000)
-    const loaded = await server.gc()
+    const loaded = snapshots === undefined ? await server.gc() : await server.heapSnapshot(`${snapshots}/${name}-loaded-${opened.opened}.heapsnapshot`)
     await pool.all({ cmd: 'close' })
     await sleep(500)
     const afterClose = await server.gc()
@@ -503,11 +513,11 @@ results.checks = evaluateChecks(results)
 
 mkdirSync(outDir, { recursive: true })
 const stamp = startedAt.toISOString().replace(/[:.]/g, '-').replace(/-\d\d\dZ$/, 'Z')
-const baseName = `${outDir}/${mode.name}-${stamp}`
+const baseName = `${outDir}/${args.label ?? mode.name}-${stamp}`
 const markdown = renderMarkdown(results)
 writeFileSync(`${baseName}.json`, JSON.stringify(results, null, 2) + '\n')
 writeFileSync(`${baseName}.md`, markdown)
-if (summaries.length > 0) writeFileSync(svgPath, renderChart(results))
+if (summaries.length > 0) writeFileSync(svgPath, renderChart(results, relative(repoRoot, `${baseName}.json`)))
 
 log('\n' + markdown)
 log(`results: ${baseName}.json, ${baseName}.md${summaries.length > 0 ? `; chart: ${svgPath}` : ''}`)

@@ -47,7 +47,7 @@ export const TARGETS: readonly TargetSpec[] = [
   { id: 'socketio-user_message', number: 3, label: '(3) Socket.IO ack, user_message', server: 'socketio', kind: 'user_message', replyType: '' },
   { id: 'plugin-ping', number: 4, label: '(4) plugin, ping → pong', server: 'plugin', kind: 'ping', replyType: 'pong' },
   { id: 'plugin-user_message', number: 5, label: '(5) plugin, validated user_message', server: 'plugin', kind: 'user_message', replyType: 'user_message_result' },
-  { id: 'plugin-lifecycle', number: 6, label: '(6) plugin, lifecycle on (heartbeat 1 s only, for now)', server: 'plugin-lifecycle', kind: 'user_message', replyType: 'user_message_result' }
+  { id: 'plugin-lifecycle', number: 6, label: '(6) plugin, lifecycle on (heartbeat 1 s, rate limit, idle timeout)', server: 'plugin-lifecycle', kind: 'user_message', replyType: 'user_message_result' }
 ]
 
 /** The baselines a plugin target is compared with: same message, other server. */

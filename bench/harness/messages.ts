@@ -13,6 +13,7 @@ export type ServerCommand =
   | { seq: number, cmd: 'gc' }
   | { seq: number, cmd: 'stats' }
   | { seq: number, cmd: 'exit' }
+  | { seq: number, cmd: 'snapshot', file: string }
 
 export interface ServerUsage {
   cpu: NodeJS.CpuUsage
@@ -28,6 +29,8 @@ export interface ServerReply {
   error?: string
   usage?: ServerUsage
   stats?: unknown
+  /** Where a heap snapshot was written. */
+  file?: string
 }
 
 export interface ServerReady {

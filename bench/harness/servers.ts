@@ -86,7 +86,7 @@ export class ServerProcess {
     return new ServerProcess(name, child, ready)
   }
 
-  private request (cmd: ServerCommand['cmd']): Promise<ServerReply> {
+  private request (command: ServerCommand extends infer C ? C extends ServerCommand ? Omit<C, 'seq'> : never : never): Promise<ServerReply> {
     if (this.exited) return Promise.reject(new Error(`${this.name} has exited`))
     const seq = ++this.seq
     return new Promise((resolve, reject) => {
@@ -94,21 +94,26 @@ export class ServerProcess {
         if (reply.ok) resolve(reply)
         else reject(new Error(`${this.name}: ${reply.error ?? 'failed'}`))
       })
-      this.child.send({ seq, cmd })
+      this.child.send({ ...command, seq })
     })
   }
 
   async usage (): Promise<ServerUsage> {
-    return (await this.request('usage')).usage as ServerUsage
+    return (await this.request({ cmd: 'usage' })).usage as ServerUsage
   }
 
   /** Full garbage collection in the server, then its usage. */
   async gc (): Promise<ServerUsage> {
-    return (await this.request('gc')).usage as ServerUsage
+    return (await this.request({ cmd: 'gc' })).usage as ServerUsage
+  }
+
+  /** Full garbage collection, then a V8 heap snapshot written to `file`. */
+  async heapSnapshot (file: string): Promise<ServerUsage> {
+    return (await this.request({ cmd: 'snapshot', file })).usage as ServerUsage
   }
 
   async stats (): Promise<{ usage: ServerUsage, stats: unknown }> {
-    const reply = await this.request('stats')
+    const reply = await this.request({ cmd: 'stats' })
     return { usage: reply.usage as ServerUsage, stats: reply.stats }
   }
 
@@ -117,7 +122,7 @@ export class ServerProcess {
     if (this.exited) return
     const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()))
     try {
-      await this.request('exit')
+      await this.request({ cmd: 'exit' })
     } catch {
       // exited already
     }

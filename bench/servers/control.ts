@@ -5,6 +5,7 @@
  * server a few microseconds, a handful of times per run.
  */
 import { performance } from 'node:perf_hooks'
+import { writeHeapSnapshot } from 'node:v8'
 import type { ServerCommand, ServerReady, ServerReply, ServerUsage } from '../harness/messages.js'
 
 /** What a benchmark server tells the control channel about itself. */
@@ -50,6 +51,9 @@ async function handle (server: BenchServer, command: ServerCommand): Promise<Ser
       return { seq: command.seq, ok: true, usage: snapshot(server) }
     case 'stats':
       return { seq: command.seq, ok: true, usage: snapshot(server), stats: server.stats?.() }
+    case 'snapshot':
+      await collectGarbage()
+      return { seq: command.seq, ok: true, usage: snapshot(server), file: writeHeapSnapshot(command.file) }
     case 'exit':
       await server.close()
       return { seq: command.seq, ok: true, usage: snapshot(server) }
