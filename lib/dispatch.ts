@@ -49,13 +49,14 @@ export function handleFrame (router: WsRouter, conn: Connection, data: RawData, 
   }
   const parsed = parseFrame(buffer.toString(), config.maxDepth)
   if (!parsed.ok) {
-    router.stats.countInvalid(parsed.code)
     if (config.protocol === 'jsonrpc') {
+      // Counted as its JSON-RPC code (jsonrpc:-32700 / -32600) by sendJsonRpcFailure.
       // Bad JSON is a parse error; valid JSON refused for safety is an invalid request.
       if (parsed.code === WireErrorCode.INVALID_JSON) sendJsonRpcFailure(router, conn, JsonRpcCode.PARSE_ERROR)
       else sendJsonRpcFailure(router, conn, JsonRpcCode.INVALID_REQUEST, parsed.id ?? null, { reason: parsed.code })
       return
     }
+    router.stats.countInvalid(parsed.code)
     router.rejectFrame(conn, { code: parsed.code, message: parsed.message, id: parsed.id, level: 'warn' })
     return
   }

@@ -32,7 +32,10 @@ const messages: Readonly<Record<number, string>> = Object.freeze({
   [-32600]: 'Invalid Request',
   [-32601]: 'Method not found',
   [-32602]: 'Invalid params',
-  [-32603]: 'Internal error'
+  [-32603]: 'Internal error',
+  [-32001]: 'Rate limit exceeded',
+  [-32002]: 'Too many calls in progress',
+  [-32003]: 'Method timed out'
 })
 
 /**
@@ -119,6 +122,8 @@ export class MethodRegistry {
 export interface JsonRpcHost {
   readonly methods: MethodRegistry
   readonly exposeErrorMessages: boolean
+  /** Calls (and handlers) running at once per connection. */
+  readonly maxInFlight: number
   readonly environment: string
   /** Write a serialised JSON-RPC response (or batch of responses). */
   sendJsonRpc: (conn: Connection, text: string, label: string) => void
@@ -213,6 +218,11 @@ function runRequest (host: JsonRpcHost, conn: Connection, request: unknown): Res
     return callId === undefined ? null : errorResponse(callId, JsonRpcCode.METHOD_NOT_FOUND)
   }
   found.counters.received++
+  if (conn.inFlight >= host.maxInFlight) {
+    found.counters.failed++
+    host.countJsonRpcError(JsonRpcCode.OVERLOADED)
+    return callId === undefined ? null : errorResponse(callId, JsonRpcCode.OVERLOADED)
+  }
   if (found.paramsCheck !== null && !found.paramsCheck.Check(params)) {
     found.counters.failed++
     host.countJsonRpcError(JsonRpcCode.INVALID_PARAMS)

@@ -136,6 +136,11 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
   }
 
   /** @internal JsonRpcHost */
+  get maxInFlight (): number {
+    return this.config.maxInFlight
+  }
+
+  /** @internal JsonRpcHost */
   get environment (): string {
     return this.config.environment
   }

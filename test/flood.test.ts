@@ -71,10 +71,11 @@ t.test('maxInFlight: OVERLOADED beyond the cap, and reading pauses', async (t) =
 t.test('idleTimeoutMs closes a connection that sends no frame', async (t) => {
   const server = await startServer({ idleTimeoutMs: 300, heartbeatIntervalMs: 50, livenessWindowMs: 10_000 })
   t.teardown(server.close)
+  // The idle clock starts when the server adopts the socket, before connect() resolves.
+  const started = Date.now()
   const idle = await connect(`${server.url}?user=idle`)
   const busy = await connect(`${server.url}?user=busy`)
   t.teardown(() => busy.ws.terminate())
-  const started = Date.now()
   const pinger = setInterval(() => busy.send({ type: 'heartbeat' }), 50)
   const closed = await idle.closed
   clearInterval(pinger)

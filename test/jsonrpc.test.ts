@@ -172,3 +172,23 @@ t.test('JSON-RPC frames on an auto route, envelopes too', async (t) => {
   t.ok(frames.some((f) => f.type === 'pong' && f.id === 'p'))
   ws.terminate()
 })
+
+t.test('maxInFlight applies to JSON-RPC calls: -32002 beyond it', async (t) => {
+  let release: () => void = () => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const busy = await startServer({ path: '/rpc', protocol: 'jsonrpc', maxInFlight: 2 }, (app) => {
+    app.wsRouter.method('wait', async () => { await gate; return 'done' })
+  })
+  t.teardown(busy.close)
+  const ws = new WebSocket(busy.url)
+  const answers: Array<{ id: number, result?: string, error?: { code: number, message: string } }> = []
+  ws.on('message', (data) => answers.push(JSON.parse(data.toString())))
+  await new Promise((resolve) => ws.once('open', resolve))
+  for (let id = 1; id <= 3; id++) ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'wait', id }))
+  while (answers.length < 1) await delay(5)
+  t.same(answers[0], { jsonrpc: '2.0', error: { code: -32002, message: 'Too many calls in progress' }, id: 3 })
+  release()
+  while (answers.length < 3) await delay(5)
+  t.same(answers.slice(1).map((a) => a.result), ['done', 'done'])
+  ws.terminate()
+})

@@ -121,6 +121,31 @@ t.test('scale-out on Redis', { skip: unavailable }, async (t) => {
     t.same(afterKill.map((m) => m.userId).sort(), ['alice', 'bob'], 'and from room members')
   })
 
+  t.test('the chat built-ins across instances: joins, typing, user messages, agent events', async (t) => {
+    const one = await spawnInstance(redis, { INSTANCE_ID: 'b1' })
+    const two = await spawnInstance(redis, { INSTANCE_ID: 'b2' })
+    t.teardown(async () => { await Promise.all([one.stop(), two.stop()]) })
+    const alice = await connect(`${one.url}?user=alice`)
+    const aliceTab = await connect(`${two.url}?user=alice`)
+    const bob = await connect(`${two.url}?user=bob`)
+    t.teardown(() => { for (const c of [alice, aliceTab, bob]) c.ws.terminate() })
+    for (const client of [alice, aliceTab, bob]) await inRoom(client, 'chat')
+    await delay(100)
+
+    alice.send({ type: 'typing_started', id: 't1', payload: { room: 'chat' } })
+    t.same((await bob.next('typing')).payload, { room: 'chat', userId: 'alice', typing: true }, 'typing crosses instances')
+    alice.send({ type: 'user_message', id: 'm1', payload: { room: 'chat', text: 'hi from one', clientMessageId: 'c1' } })
+    const ack = await alice.next('message_ack')
+    t.match(ack.payload, { room: 'chat', deliveredTo: 0, failed: 0, remoteInstances: 1 }, 'the ack counts the other instance')
+    t.match((await bob.next('message')).payload, { userId: 'alice', text: 'hi from one', clientMessageId: 'c1' })
+    t.match((await aliceTab.next('message')).payload, { text: 'hi from one' }, 'the sender\'s tab on the other instance gets it too')
+
+    bob.send({ type: 'start_agent', id: 'run', payload: { input: 'ping', room: 'chat' } })
+    const completed = await bob.next('agent_completed')
+    t.match(completed.payload, { status: 'completed', finalResponse: { text: 'ping' } })
+    t.same(bob.frames.filter((f) => f.id === 'run').map((f) => f.type), ['agent_started', 'agent_thinking', 'agent_completed'], 'agent events reach the user on their instance')
+  })
+
   t.test('receipts merge the other instances\' per-connection outcomes', async (t) => {
     const one = await spawnInstance(redis, { INSTANCE_ID: 'r1', RECEIPTS: '1' })
     const two = await spawnInstance(redis, { INSTANCE_ID: 'r2', RECEIPTS: '1' })
