@@ -11,6 +11,7 @@ import { DEV_AUTH_SECRET } from '../examples/auth.js'
 import { logSink } from './helpers/server.js'
 import WebSocket from 'ws'
 import { connect, tryUpgrade } from './helpers/client.js'
+import { untrackedNode } from './helpers/child-env.js'
 
 const SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz'
 const OTHER_SECRET = 'another-secret-0123456789-abcdefghijklmnopqrstuvw'
@@ -152,7 +153,8 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 /** Run `examples/token.ts` as `npm run token` does (through tsx), with this environment only. */
 async function runTokenScript (args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null, stdout: string, stderr: string }> {
   return await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/token.ts', ...args], {
+    const node = untrackedNode(['--import', 'tsx', 'examples/token.ts', ...args])
+    const child = spawn(node.command, node.args, {
       cwd: root,
       env: { PATH: process.env.PATH, ...env },
       stdio: ['ignore', 'pipe', 'pipe']

@@ -7,7 +7,7 @@ import { RedisAdapter, wsRouter } from '../lib/index.js'
 import { connect, type TestClient } from './helpers/client.js'
 import { freePort, mustRunRedisTests, redisUnavailableReason, startRedis, type TestRedis } from './helpers/redis.js'
 import { delay, waitFor } from './helpers/wait.js'
-import { childEnv } from './helpers/child-env.js'
+import { untrackedNode } from './helpers/child-env.js'
 
 const unavailable = redisUnavailableReason()
 if (unavailable !== undefined && mustRunRedisTests()) {
@@ -24,8 +24,9 @@ interface Instance {
 const fixture = fileURLToPath(new URL('./fixtures/instance.ts', import.meta.url))
 
 async function spawnInstance (redis: TestRedis, env: Record<string, string> = {}): Promise<Instance> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', fixture], {
-    env: childEnv({ REDIS_URL: redis.url, ...env }),
+  const child = untrackedNode(['--import', 'tsx', fixture], { REDIS_URL: redis.url, ...env })
+  const proc = spawn(child.command, child.args, {
+    env: child.env,
     stdio: ['ignore', 'pipe', 'inherit']
   })
   let output = ''

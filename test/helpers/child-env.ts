@@ -1,14 +1,17 @@
 /**
- * The environment for a child process a test spawns (a server instance, a
- * script): tap's own variables and its coverage hook in NODE_OPTIONS are
- * left out, so a child killed mid-way does not feed partial coverage of the
- * same files (transpiled by another loader) into the parent's report.
+ * Run node in a child process that tap's coverage tracker does not follow.
+ *
+ * @tapjs/processinfo wraps child_process so that every node child inherits
+ * its coverage hook through NODE_OPTIONS. Children here run lib/ through
+ * another loader (tsx); merged with the parent's coverage under other line
+ * maps, their data corrupts the report. `env -u NODE_OPTIONS` starts node
+ * without the hook; tap's own variables are left out as well.
  */
-export function childEnv (extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+export function untrackedNode (args: string[], extra: Record<string, string | undefined> = {}): { command: string, args: string[], env: NodeJS.ProcessEnv } {
   const env: NodeJS.ProcessEnv = {}
   for (const [key, value] of Object.entries(process.env)) {
     if (key === 'NODE_OPTIONS' || key === 'TAP' || key.startsWith('TAP_') || key.startsWith('_TAPJS_')) continue
     env[key] = value
   }
-  return { ...env, ...extra }
+  return { command: 'env', args: ['-u', 'NODE_OPTIONS', process.execPath, ...args], env: { ...env, ...extra } }
 }
