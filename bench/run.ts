@@ -279,6 +279,7 @@ async function loadRun (pool: LoadPool, server: ServerProcess, target: TargetSpe
     },
     serverCpuUsPerReply: replies > 0 ? serverCpu / replies : Number.NaN,
     serverCpuPct: serverCpu / (serverWallMs * 1000) * 100,
+    serverHeapMiB: serverAfter.memory.heapUsed / 2 ** 20,
     clientCpuPct: clientCpu / (wall * 1000) * 100
   }
 }
@@ -306,7 +307,7 @@ async function loadPhase (pool: LoadPool): Promise<LoadRun[]> {
           const run = await loadRun(pool, servers.get(target.server) as ServerProcess, target, scenario, round)
           runs.push(run)
           const flags = (run.badReplies > 0 ? ` BAD REPLIES ${run.badReplies}` : '') + (run.dropped > 0 ? ` dropped ${run.dropped}` : '')
-          log(`  ${scenario.label.padEnd(18)} r${round} ${target.id.padEnd(26)} ${run.repliesPerSec.toFixed(0).padStart(7)}/s  p99 ${run.latencyMs.p99.toFixed(2).padStart(7)} ms  server ${run.serverCpuUsPerReply.toFixed(1).padStart(6)} µs/reply (${run.serverCpuPct.toFixed(0)}% cpu)  client ${run.clientCpuPct.toFixed(0)}%  (open ${run.connectMs.toFixed(0)} ms, close ${run.closeMs.toFixed(0)} ms)${flags}`)
+          log(`  ${scenario.label.padEnd(18)} r${round} ${target.id.padEnd(26)} ${run.repliesPerSec.toFixed(0).padStart(7)}/s  p99 ${run.latencyMs.p99.toFixed(2).padStart(7)} ms  server ${run.serverCpuUsPerReply.toFixed(1).padStart(6)} µs/reply (${run.serverCpuPct.toFixed(0)}% cpu, heap ${run.serverHeapMiB.toFixed(0)} MiB)  client ${run.clientCpuPct.toFixed(0)}%  (open ${run.connectMs.toFixed(0)} ms, close ${run.closeMs.toFixed(0)} ms)${flags}`)
           await sleep(200)
         }
       }

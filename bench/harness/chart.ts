@@ -30,7 +30,7 @@ const PLOT_WIDTH = 620
 const BAR = 10
 const BAR_GAP = 2
 const ROW_GAP = 10
-const PANEL_HEAD = 44
+const PANEL_HEAD = 58
 const PANEL_FOOT = 26
 
 function escape (text: string): string {

@@ -33,6 +33,8 @@ export interface LoadRun {
   serverCpuUsPerReply: number
   /** Server CPU time over wall time, % of one core. */
   serverCpuPct: number
+  /** The server's `heapUsed` at the end of the window (not after GC), MiB. */
+  serverHeapMiB: number
   /** Harness (client) CPU time over wall time, % of one core. */
   clientCpuPct: number
 }
