@@ -75,7 +75,6 @@ export class Connection implements RateLimitState {
   drainWaiters: DrainWaiter[] | null = null
   /** Async handlers still running; null while none run. */
   pending: Set<PendingHandler> | null = null
-  closeCode = 0
   readonly limits: ConnectionLimits
 
   constructor (id: string, identity: Identity, socket: WebSocket, request: FastifyRequest, log: FastifyBaseLogger, limits: ConnectionLimits, burst: number) {

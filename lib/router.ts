@@ -385,11 +385,6 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     return this.closing
   }
 
-  /** @internal the socket's connection, for the request decorator. */
-  static connectionOf (socket: WebSocket): Connection | undefined {
-    return (socket as Partial<RoutedSocket>)[kConnection]
-  }
-
   /**
    * @internal Adopt a new socket: attach listeners synchronously (a late
    * listener loses frames), then greet the client.
@@ -588,7 +583,6 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
   /** @internal the socket closed: release everything the connection owns, once. */
   removeConnection (conn: Connection, code: number): void {
     if (!this.connections.delete(conn.id)) return
-    conn.closeCode = code
     this.adapter.removeConnection(conn.id)
     this.admissions.remove(conn.userId)
     this.stats.connectionsOpen--
