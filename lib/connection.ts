@@ -54,7 +54,7 @@ export class Connection implements RateLimitState {
   readonly identity: Identity
   readonly socket: WebSocket
   readonly request: FastifyRequest
-  readonly log: FastifyBaseLogger
+  private childLog: FastifyBaseLogger | null = null
   readonly openedAt: number
   /** Last time the peer showed life (frame or pong), ms since epoch. */
   lastSeenAt: number
@@ -76,6 +76,7 @@ export class Connection implements RateLimitState {
   /** Async handlers still running; null while none run. */
   pending: Set<PendingHandler> | null = null
   readonly limits: ConnectionLimits
+  private readonly requestLog: FastifyBaseLogger
 
   constructor (id: string, identity: Identity, socket: WebSocket, request: FastifyRequest, log: FastifyBaseLogger, limits: ConnectionLimits, burst: number) {
     this.id = id
@@ -83,7 +84,7 @@ export class Connection implements RateLimitState {
     this.userId = identity.userId
     this.socket = socket
     this.request = request
-    this.log = log
+    this.requestLog = log
     this.limits = limits
     this.openedAt = Date.now()
     this.lastSeenAt = this.openedAt
@@ -91,6 +92,16 @@ export class Connection implements RateLimitState {
     this.tokens = burst
     this.refilledAt = this.openedAt
     this.abuseWindowStart = this.openedAt
+  }
+
+  /**
+   * The connection's child logger, bound to `connectionId` and `userId`.
+   * Created on first use: the success path logs nothing, and a pino child
+   * per idle connection costs about 1 KiB.
+   */
+  get log (): FastifyBaseLogger {
+    if (this.childLog === null) this.childLog = this.requestLog.child({ connectionId: this.id, userId: this.userId })
+    return this.childLog
   }
 
   get state (): ConnectionState {

@@ -17,17 +17,12 @@ export type DecodeResult =
   | { readonly ok: false, readonly code: WireErrorCode, readonly message: string, readonly id: MessageId | undefined }
 
 /**
- * A cheap pre-check: a text whose count of `[` and `{` stays within the
- * limit cannot nest deeper than it, so the walk below is skipped. Braces
- * inside strings only make the count larger, never smaller.
+ * Nesting deeper than `maxDepth` needs more than `2 × maxDepth` characters
+ * (each level opens and closes a bracket), so shorter frames skip the walk.
+ * Longer ones are walked value by value, never character by character.
  */
 function mayExceedDepth (text: string, maxDepth: number): boolean {
-  let open = 0
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if ((c === 123 || c === 91) && ++open > maxDepth) return true
-  }
-  return false
+  return text.length > 2 * maxDepth
 }
 
 /**

@@ -392,9 +392,8 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
   accept (socket: WebSocket, request: FastifyRequest, identity: Identity): Connection {
     const id = randomUUID()
     const userId = identity.userId
-    const log = request.log.child({ connectionId: id, userId })
     const burst = this.config.rateLimit === false ? 0 : this.config.rateLimit.burst
-    const conn = new Connection(id, identity, socket, request, log, this.config, burst)
+    const conn = new Connection(id, identity, socket, request, request.log, this.config, burst)
     const routed = socket as RoutedSocket
     routed[kConnection] = conn
     routed[kRouter] = this
