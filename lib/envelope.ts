@@ -16,44 +16,28 @@ export type DecodeResult =
   | { readonly ok: true, readonly type: string, readonly id: MessageId | undefined, readonly payload: unknown }
   | { readonly ok: false, readonly code: WireErrorCode, readonly message: string, readonly id: MessageId | undefined }
 
-/**
- * Nesting deeper than `maxDepth` needs more than `2 × maxDepth` characters
- * (each level opens and closes a bracket), so shorter frames skip the walk.
- * Longer ones are walked value by value, never character by character.
- */
-function mayExceedDepth (text: string, maxDepth: number): boolean {
-  return text.length > 2 * maxDepth
-}
-
-/**
- * A non-finite number needs an exponent or a literal of more than 308
- * digits; without either, the walk for non-finite numbers is skipped.
- */
-const mayHoldHugeNumber = /\d[eE]|\d{309}/
-
 type Problem = typeof WireErrorCode.MAX_DEPTH_EXCEEDED | typeof WireErrorCode.NON_FINITE_NUMBER | undefined
 
-/** Iterative walk (no recursion: a deep value cannot overflow the stack). */
-function findProblem (root: unknown, maxDepth: number, checkDepth: boolean, checkNumbers: boolean): Problem {
-  const values: unknown[] = [root]
-  const depths: number[] = [0]
-  while (values.length > 0) {
-    const value = values.pop()
-    const depth = depths.pop() as number
-    if (typeof value === 'number') {
-      if (checkNumbers && !Number.isFinite(value)) return WireErrorCode.NON_FINITE_NUMBER
-      continue
+/**
+ * One walk by value (never by character) for nesting depth and non-finite
+ * numbers. Recursion is safe: it never goes deeper than `maxDepth`, however
+ * deep the input nests, and it allocates nothing.
+ */
+function findProblem (value: unknown, depth: number, maxDepth: number): Problem {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : WireErrorCode.NON_FINITE_NUMBER
+  if (value === null || typeof value !== 'object') return undefined
+  if (depth >= maxDepth) return WireErrorCode.MAX_DEPTH_EXCEEDED
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const problem = findProblem(value[i], depth + 1, maxDepth)
+      if (problem !== undefined) return problem
     }
-    if (value === null || typeof value !== 'object') continue
-    if (checkDepth && depth >= maxDepth) return WireErrorCode.MAX_DEPTH_EXCEEDED
-    const children = Array.isArray(value) ? value : Object.values(value)
-    for (let i = 0; i < children.length; i++) {
-      const child = children[i]
-      if (typeof child === 'object' ? child !== null : typeof child === 'number') {
-        values.push(child)
-        depths.push(depth + 1)
-      }
-    }
+    return undefined
+  }
+  // JSON.parse output has no inherited enumerable keys, and __proto__ keys were refused before.
+  for (const key in value) {
+    const problem = findProblem((value as Record<string, unknown>)[key], depth + 1, maxDepth)
+    if (problem !== undefined) return problem
   }
   return undefined
 }
@@ -108,16 +92,12 @@ export function parseFrame (text: string, maxDepth: number): ParseResult {
     return fail(WireErrorCode.FORBIDDEN_KEY, 'Frame contains a forbidden key (__proto__ or constructor.prototype)', salvageId(parseLoosely(text)))
   }
   if (typeof parsed === 'object') {
-    const checkDepth = mayExceedDepth(text, maxDepth)
-    const checkNumbers = mayHoldHugeNumber.test(text)
-    if (checkDepth || checkNumbers) {
-      const problem = findProblem(parsed, maxDepth, checkDepth, checkNumbers)
-      if (problem === WireErrorCode.MAX_DEPTH_EXCEEDED) {
-        return fail(problem, `Frame nests deeper than ${maxDepth} levels`, salvageId(parsed))
-      }
-      if (problem === WireErrorCode.NON_FINITE_NUMBER) {
-        return fail(problem, 'Frame contains a number that is not finite', salvageId(parsed))
-      }
+    const problem = findProblem(parsed, 0, maxDepth)
+    if (problem === WireErrorCode.MAX_DEPTH_EXCEEDED) {
+      return fail(problem, `Frame nests deeper than ${maxDepth} levels`, salvageId(parsed))
+    }
+    if (problem === WireErrorCode.NON_FINITE_NUMBER) {
+      return fail(problem, 'Frame contains a number that is not finite', salvageId(parsed))
     }
   } else if (typeof parsed === 'number' && !Number.isFinite(parsed)) {
     return fail(WireErrorCode.NON_FINITE_NUMBER, 'Frame contains a number that is not finite')
