@@ -18,13 +18,14 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createHistogram, performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
 import { io as ioClient, type Socket } from 'socket.io-client'
+import { freePort, waitForPort } from '../test/helpers/redis.js'
+import { delay } from '../test/helpers/wait.js'
 
 const quick = process.argv.includes('--quick')
 const ROUNDS = quick ? 1 : 3
@@ -53,35 +54,6 @@ interface Scenario { key: string, label: string, connect: () => Promise<Pair> }
 
 const children: ChildProcess[] = []
 let redisDir: string | null = null
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
-}
-
-async function waitForPort (port: number, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1')
-      socket.once('connect', () => { socket.destroy(); resolve(true) })
-      socket.once('error', () => resolve(false))
-    })
-    if (ok) return
-    await delay(20)
-  }
-  throw new Error(`nothing listened on ${port}`)
-}
-
-async function delay (ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms))
-}
 
 async function startRedis (): Promise<string> {
   const binary = execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim()
