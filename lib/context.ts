@@ -5,7 +5,7 @@ import type { Deadline } from './deadlines.js'
 import type { OutcomeSink } from './dispatch.js'
 import type { MessageId } from './envelope.js'
 import type { Route } from './registry.js'
-import { failure, type SendOptions, type SendResult } from './send.js'
+import { failure, type SendFailed, type SendOptions, type SendResult } from './send.js'
 import { SendFailure } from './errors.js'
 
 const ALREADY_ANSWERED = failure(SendFailure.ALREADY_ANSWERED)
@@ -13,6 +13,8 @@ const ALREADY_ANSWERED = failure(SendFailure.ALREADY_ANSWERED)
 /** What a context needs from the router that owns it. */
 export interface ContextHost {
   sendFrame: (conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options?: OutboundOptions) => Promise<SendResult>
+  /** Count and log a send refused before reaching the socket (a second reply, say). */
+  reportSendFailure: (conn: Connection, type: string, id: MessageId | undefined, result: SendFailed) => SendResult
   /** Called by the deadline sweeper when the handler ran out of time. */
   handlerTimedOut: (ctx: HandlerContext<unknown>) => void
   /** Called when the handler stops being tracked (settled, timed out or cancelled). */
@@ -109,7 +111,9 @@ export class HandlerContext<Reply = unknown> implements Deadline, PendingHandler
   reply (payload: Reply): Promise<SendResult> {
     // One answer per frame: not a second reply, not a reply after the router
     // answered for the handler (timeout, error).
-    if (this.replied || this.finished) return Promise.resolve(ALREADY_ANSWERED)
+    if (this.replied || this.finished) {
+      return Promise.resolve(this.host.reportSendFailure(this.conn, this.route.replyType, this.id, ALREADY_ANSWERED))
+    }
     this.replied = true
     const sent = this.host.sendFrame(this.conn, this.route.replyType, this.id, payload, { route: this.route, droppable: this.route.droppable })
     this.pendingReply = sent

@@ -444,6 +444,11 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     })
   }
 
+  /** @internal ContextHost: a send refused before the socket, counted and logged like the others. */
+  reportSendFailure (conn: Connection, type: string, id: MessageId | undefined, result: SendFailed): SendResult {
+    return this.sendFailed(conn, type, id, result)
+  }
+
   private sendFailed (conn: Connection, type: string, id: MessageId | undefined, result: SendFailed, details?: unknown): SendResult {
     this.countFailedSend(conn, type, result)
     conn.log[this.config.sendFailureLogLevel]({

@@ -221,3 +221,25 @@ t.test('the success path logs nothing', async (t) => {
   client.ws.close()
   await client.closed
 })
+
+t.test('a second reply is refused with ALREADY_ANSWERED, counted and logged, never sent', async (t) => {
+  let second: SendResult | undefined
+  const server = await startServer({}, (app) => {
+    app.wsRouter.on('twice', async (_payload, ctx) => {
+      await ctx.reply({ first: true })
+      second = await ctx.reply({ second: true })
+    })
+  })
+  t.teardown(server.close)
+  const client = await connect(server.url)
+  t.teardown(() => client.ws.terminate())
+  client.send({ type: 'twice', id: 'tw' })
+  await client.next('twice_result')
+  await waitFor(() => second !== undefined)
+  t.same(second, { ok: false, reason: 'ALREADY_ANSWERED' })
+  client.send({ type: 'ping', id: 'after' })
+  await client.next('pong')
+  t.equal(client.frames.filter((f) => f.id === 'tw').length, 1, 'one answer on the wire')
+  t.equal(server.app.wsRouter.getStats().sends.failed.ALREADY_ANSWERED, 1)
+  t.equal(server.logs.filter((line) => line.reason === 'ALREADY_ANSWERED').length, 1)
+})
