@@ -1,3 +1,6 @@
+// The plugin registers @fastify/websocket, so its declarations (`websocket: true`
+// routes, `app.injectWS`, `app.websocketServer`) hold for every consumer too.
+/// <reference types="@fastify/websocket" preserve="true" />
 /**
  * fastify-ws-router public entry: the plugin, its types and its errors.
  * Redis support is the separate entry point fastify-ws-router/redis (lib/redis.ts).
