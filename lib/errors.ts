@@ -70,6 +70,12 @@ export const FST_WSR_BROKER_UNAVAILABLE = createError(
   500
 )
 
+export const FST_WSR_MISSING_PEER = createError(
+  'FST_WSR_MISSING_PEER',
+  'fastify-ws-router/%s needs the optional peer dependency "%s", which is not installed: run npm install %s',
+  500
+)
+
 /** Why the remote part of a fan-out (other instances) failed or is incomplete. */
 export const RemoteFailure = Object.freeze({
   /** The broker is unreachable: nothing was published, nothing will be replayed. */

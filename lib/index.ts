@@ -1,5 +1,9 @@
+// The plugin registers @fastify/websocket, so its declarations (`websocket: true`
+// routes, `app.injectWS`, `app.websocketServer`) hold for every consumer too.
+/// <reference types="@fastify/websocket" preserve="true" />
 /**
  * fastify-ws-router public entry: the plugin, its types and its errors.
+ * Redis support is the separate entry point fastify-ws-router/redis (lib/redis.ts).
  */
 export { wsRouter, wsRouter as default } from '../plugins/router.js'
 export { WsRouter } from './router.js'
@@ -19,4 +23,3 @@ export type { FanoutResult, FanoutOptions } from './router.js'
 export { JsonRpcError, JsonRpcCode, type JsonRpcCallContext, type MethodHandler, type MethodOptions, type JsonRpcId } from './jsonrpc.js'
 export type { AgentRunner, AgentStep, AgentRunContext, UserMessage } from './agent-types.js'
 export type { RouteProtocol, BuiltinSwitches, OnUserMessage, AuthorizeJoin, RateLimitOption } from './options.js'
-export { RedisAdapter, type RedisAdapterOptions } from './redis-adapter.js'

@@ -1,7 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import { Redis, type RedisOptions } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
+import type * as IORedis from 'ioredis'
+import { requirePeer } from './peer-dependency.js'
 import { MemoryAdapter, type AdapterHost, type FailedTarget, type FanoutTarget, type PublishMeta, type RemoteOutcome, type RoomMember } from './adapter.js'
 import { FST_WSR_BROKER_UNAVAILABLE, RemoteFailure } from './errors.js'
+
+// ioredis is an optional peer: only this module (entry point fastify-ws-router/redis) loads it.
+const { Redis: RedisClient } = requirePeer<typeof IORedis>('ioredis', 'redis')
 
 /**
  * Scale-out on Redis pub/sub. Channels follow local membership: an instance
@@ -111,7 +116,7 @@ export class RedisAdapter extends MemoryAdapter {
     this.receiptTimeoutMs = options.receiptTimeoutMs ?? 1000
     this.presenceTtlMs = options.presenceTtlMs ?? 30_000
     if (typeof options.redis === 'string') {
-      this.pub = new Redis(options.redis, clientOptions)
+      this.pub = new RedisClient(options.redis, clientOptions)
       this.ownsPublisher = true
     } else {
       this.pub = options.redis

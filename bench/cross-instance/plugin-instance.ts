@@ -8,7 +8,8 @@
  */
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { RedisAdapter, wsRouter } from '../../lib/index.js'
+import { wsRouter } from '../../lib/index.js'
+import { RedisAdapter } from '../../lib/redis.js'
 
 const redisUrl = process.env.REDIS_URL
 const adapter = redisUrl !== undefined && redisUrl !== ''
