@@ -617,6 +617,12 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     const { livenessWindowMs, maxConnectionAgeMs, idleTimeoutMs } = this.config
     for (const conn of this.connections.values()) {
       if (!conn.isOpen) continue
+      const expiresAt = conn.identity.expiresAt
+      if (expiresAt !== undefined && now >= expiresAt) {
+        conn.log.info({ expiredMs: now - expiresAt, environment: this.config.environment }, 'closing websocket: its credentials expired (1008)')
+        conn.socket.close(CloseCode.POLICY_VIOLATION, 'TOKEN_EXPIRED')
+        continue
+      }
       // A connection whose reading the router paused (maxInFlight) cannot show
       // its pongs: it is busy, not dead, and its handlers have their own timeouts.
       if (now - conn.lastSeenAt > livenessWindowMs && !conn.readingPaused) {
@@ -666,14 +672,20 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     }
     await new Promise<void>((resolve) => {
       let left = open.length
+      let lastResort: NodeJS.Timeout | undefined
       const timer = setTimeout(() => {
         for (const conn of open) {
           if (conn.socket.readyState !== 3) conn.socket.terminate()
         }
+        // A transport that never reports its end (app.injectWS's in-memory
+        // socket) must not hold app.close(): give up waiting shortly after.
+        lastResort = setTimeout(resolve, TERMINATE_SETTLE_MS)
+        lastResort.unref()
       }, this.config.shutdownGraceMs)
       const onClosed = (): void => {
         if (--left === 0) {
           clearTimeout(timer)
+          clearTimeout(lastResort)
           resolve()
         }
       }
@@ -711,6 +723,9 @@ export interface FanoutResult {
 }
 
 function noop (): void {}
+
+/** After terminate() at the end of the grace, how long close() still waits for the sockets' 'close'. */
+const TERMINATE_SETTLE_MS = 500
 
 const DROPPABLE: SendOptions = Object.freeze({ droppable: true })
 
