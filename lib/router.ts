@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { TSchema } from '@sinclair/typebox'
+import type { WsSchema } from './schema.js'
 import type { RawData, WebSocket } from 'ws'
 import { Connection, type ConnectionStatus } from './connection.js'
 import { HandlerContext, type OutboundOptions } from './context.js'
@@ -91,7 +91,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
    * @example
    * app.wsRouter.on('echo', { schema: Type.Object({ text: Type.String() }) }, (payload) => ({ text: payload.text }))
    */
-  on<PayloadSchema extends TSchema | undefined = undefined, ReplySchema extends TSchema | undefined = undefined>(
+  on<PayloadSchema extends WsSchema | undefined = undefined, ReplySchema extends WsSchema | undefined = undefined>(
     type: string,
     options: RouteOptions<PayloadSchema, ReplySchema>,
     handler: MessageHandler<PayloadOf<PayloadSchema>, PayloadOf<ReplySchema>>
@@ -101,7 +101,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     if (this.locked) throw new FST_WSR_REGISTRY_LOCKED(type)
     const route = typeof optionsOrHandler === 'function'
       ? this.registry.add(type, {}, optionsOrHandler as MessageHandler<unknown, unknown>)
-      : this.registry.add(type, (optionsOrHandler ?? {}) as RouteOptions<TSchema | undefined, TSchema | undefined>, maybeHandler as MessageHandler<unknown, unknown>)
+      : this.registry.add(type, (optionsOrHandler ?? {}) as RouteOptions<WsSchema | undefined, WsSchema | undefined>, maybeHandler as MessageHandler<unknown, unknown>)
     this.sweeper.considerTimeout(route.timeoutMs)
     return this
   }
@@ -114,7 +114,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
    * @example
    * app.wsRouter.method('sum', { params: Type.Array(Type.Number()) }, (params) => params.reduce((a, b) => a + b, 0))
    */
-  method<ParamsSchema extends TSchema | undefined = undefined>(
+  method<ParamsSchema extends WsSchema | undefined = undefined>(
     name: string,
     options: MethodOptions<ParamsSchema>,
     handler: MethodHandler<ParamsOf<ParamsSchema>>
@@ -124,7 +124,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     if (this.locked) throw new FST_WSR_REGISTRY_LOCKED(`rpc:${name}`)
     const [options, handler] = typeof optionsOrHandler === 'function'
       ? [{}, optionsOrHandler as MethodHandler]
-      : [(optionsOrHandler ?? {}) as MethodOptions<TSchema | undefined>, maybeHandler as MethodHandler]
+      : [(optionsOrHandler ?? {}) as MethodOptions<WsSchema | undefined>, maybeHandler as MethodHandler]
     const method = this.methods.add(name, options, handler, this.config.handlerTimeoutMs, this.stats.countersFor(`rpc:${name}`))
     this.sweeper.considerTimeout(method.timeoutMs)
     return this
