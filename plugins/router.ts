@@ -161,11 +161,11 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
   // an encapsulated plugin (its own log lines and its route's request logs).
   const { logLevel, logSerializers } = options as FastifyRegisterLogOptions
   const log = logLevel === undefined ? fastify.log : fastify.log.child({}, { level: logLevel })
-  const root = rootOf(fastify)
-  redactAppLogs(root)
   if (config.environment === 'production' && config.authenticate === undefined && !config.allowAnonymous) {
     throw new FST_WSR_ANONYMOUS_IN_PRODUCTION()
   }
+  const root = rootOf(fastify)
+  redactAppLogs(root)
   const originAllowed = config.allowedOrigins === undefined ? undefined : compileOrigins(config.allowedOrigins)
   if (config.environment === 'production' && originAllowed === undefined) {
     log.warn({ path: config.path }, 'fastify-ws-router: allowedOrigins is not set, so any web page may open a WebSocket to this server with its visitors\' credentials')

@@ -3,11 +3,10 @@
 // within shutdownGraceMs + 1 s, a peer that stalls included.
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
-import net from 'node:net'
-import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { connect, type TestClient } from './helpers/client.js'
 import { untrackedNode } from './helpers/child-env.js'
+import { stalledPeer } from './helpers/stalled-peer.js'
 import { environmentPresets } from '../lib/index.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -40,17 +39,6 @@ async function startExample (): Promise<Example> {
     exited.then(({ code }) => reject(new Error(`example exited early (${code}): ${output}`)), reject)
   })
   return { proc, port, output: () => output, exited }
-}
-
-/** A raw TCP peer that completes the upgrade, then never reads again. */
-async function stalledPeer (port: number): Promise<net.Socket> {
-  const socket = net.connect(port, '127.0.0.1')
-  socket.on('error', () => {})
-  await new Promise<void>((resolve) => socket.once('connect', resolve))
-  socket.write(`GET /ws?user=stalled HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
-  await new Promise<void>((resolve) => socket.once('data', () => resolve()))
-  socket.pause()
-  return socket
 }
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -1,44 +1,26 @@
 // Issue 10 §3: with the DEFAULT options (shutdownGraceMs 10 s, Fastify's
 // pluginTimeout 10 s), app.close() resolves within shutdownGraceMs + 1 s
 // whatever the peers do, and never rejects because of the router's drain.
-import t from 'tap'
-import net from 'node:net'
-import { randomBytes } from 'node:crypto'
-import Fastify from 'fastify'
+import t, { type Test } from 'tap'
+import type net from 'node:net'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { wsRouter, environmentPresets } from '../lib/index.js'
 import { logSink } from './helpers/server.js'
 import { connect } from './helpers/client.js'
 import { waitFor } from './helpers/wait.js'
+import { stalledPeer } from './helpers/stalled-peer.js'
 
 const GRACE = environmentPresets.test.shutdownGraceMs
 const BOUND = GRACE + 1000
 
-/** A peer that completes the upgrade, then never reads nor answers the close handshake. */
-async function stalledPeer (port: number): Promise<net.Socket> {
-  const socket = net.connect(port, '127.0.0.1')
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve)
-    socket.once('error', reject)
-  })
-  socket.on('error', () => {})
-  socket.write([
-    'GET /ws?user=stalled HTTP/1.1',
-    `Host: 127.0.0.1:${port}`,
-    'Upgrade: websocket',
-    'Connection: Upgrade',
-    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
-    'Sec-WebSocket-Version: 13',
-    '', ''
-  ].join('\r\n'))
-  await new Promise<void>((resolve, reject) => {
-    socket.once('data', (chunk: Buffer) => {
-      if (chunk.toString('latin1').startsWith('HTTP/1.1 101')) resolve()
-      else reject(new Error(`no upgrade: ${chunk.toString('latin1').split('\r\n')[0]}`))
-    })
-  })
-  // From here on nothing is read: the close frame stays unread, never answered.
-  socket.pause()
-  return socket
+/** app.close(), timed: it must resolve, within shutdownGraceMs + 1 s. */
+async function closeWithinBound (t: Test, app: FastifyInstance): Promise<void> {
+  const started = Date.now()
+  let failure: unknown
+  await app.close().catch((err: unknown) => { failure = err })
+  const elapsed = Date.now() - started
+  t.equal(failure, undefined, `app.close() resolved (${(failure as Error | undefined)?.message ?? 'no error'})`)
+  t.ok(elapsed <= BOUND, `within shutdownGraceMs + 1 s (${elapsed} ms, bound ${BOUND} ms)`)
 }
 
 t.test('defaults: one stalled peer does not make app.close() reject (real sockets)', async (t) => {
@@ -53,12 +35,7 @@ t.test('defaults: one stalled peer does not make app.close() reject (real socket
   const polite = await connect(`ws://127.0.0.1:${port}/ws?user=polite`)
   await waitFor(() => app.wsRouter.connectionCount === 2)
 
-  const started = Date.now()
-  let failure: unknown
-  await app.close().catch((err: unknown) => { failure = err })
-  const elapsed = Date.now() - started
-  t.equal(failure, undefined, `app.close() resolved (${(failure as Error | undefined)?.message ?? 'no error'})`)
-  t.ok(elapsed <= BOUND, `within shutdownGraceMs + 1 s (${elapsed} ms, bound ${BOUND} ms)`)
+  await closeWithinBound(t, app)
   t.equal((await polite.closed).code, 1001, 'the polite client got 1001')
   t.equal(app.wsRouter.connectionCount, 0, 'no connection is left')
   stalled.destroy()
@@ -72,11 +49,6 @@ t.test('defaults: app.close() with an injectWS client still open', async (t) => 
   const closed = new Promise<number>((resolve) => client.once('close', resolve))
   await waitFor(() => app.wsRouter.connectionCount === 1)
 
-  const started = Date.now()
-  let failure: unknown
-  await app.close().catch((err: unknown) => { failure = err })
-  const elapsed = Date.now() - started
-  t.equal(failure, undefined, `app.close() resolved (${(failure as Error | undefined)?.message ?? 'no error'})`)
-  t.ok(elapsed <= BOUND, `within shutdownGraceMs + 1 s (${elapsed} ms, bound ${BOUND} ms)`)
+  await closeWithinBound(t, app)
   t.equal(await closed, 1001, 'the injected client saw 1001')
 })
