@@ -3,19 +3,23 @@
  * in examples/server.ts), so that tests can build it with any environment.
  *
  * Environment:
- * - `AUTH_SECRET`: HS256 secret of the clients' JWTs (`sub` = user id).
+ * - `AUTH_SECRET`: HS256 secret of the clients' JWTs (`sub` = user id,
+ *   `exp` = when the connection ends with 1008 `TOKEN_EXPIRED`).
  *   Required in production; elsewhere a public development secret is used.
  * - `ALLOWED_ORIGINS`: comma-separated browser origins allowed to connect.
  *   Outside production the default is `http://localhost:<PORT>` and
- *   `http://127.0.0.1:<PORT>`; in production, unset means any origin (the
- *   plugin warns at start-up).
- * - `NODE_ENV` / `ENVIRONMENT`: `production` turns off the `?user=` demo
- *   identity and the development secret.
+ *   `http://127.0.0.1:<PORT>`. Required in production: the example refuses to
+ *   start without it; `*` accepts any origin on purpose (the plugin warns).
+ * - `STATS_TOKEN`: in production, `GET /stats` answers only
+ *   `Authorization: Bearer <STATS_TOKEN>`, and is off (404) when it is unset.
+ * - `NODE_ENV` / `ENVIRONMENT`: `production` turns off the development
+ *   secret; the `?user=` demo identity works in development and test only.
  * - `LOG_LEVEL`: pino level, default `info` (`silent` for none).
  * - `REDIS_URL`: when set, both routers use the Redis adapter, so several
  *   instances (two ports, two machines) share users, rooms and presence.
  */
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { timingSafeEqual } from 'node:crypto'
 import type { Writable } from 'node:stream'
 import { Type } from '@sinclair/typebox'
 import websocket from '@fastify/websocket'
@@ -25,17 +29,41 @@ import { createTokenVerifier, InvalidTokenError, isProduction, resolveAuthSecret
 import { demoCalculatorAgent } from './demo-agent.js'
 import { registerSpecMethods } from './jsonrpc-spec-methods.js'
 
-/** The demo identity's format, as the plugin's own `?user=` (outside production only). */
+/** The demo identity's format, as the plugin's own `?user=` (development and test only). */
 const DEMO_USER_ID = /^[\w.@-]{1,64}$/
 
+/** `ALLOWED_ORIGINS` as the plugin's `allowedOrigins`; `*` is any origin (undefined). */
 function allowedOriginsFrom (env: NodeJS.ProcessEnv, production: boolean): string[] | undefined {
   const list = env.ALLOWED_ORIGINS
   if (list !== undefined && list.trim() !== '') {
+    if (list.trim() === '*') return undefined
     return list.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
   }
-  if (production) return undefined
+  if (production) {
+    throw new Error('ALLOWED_ORIGINS is not set: in production the example server refuses to start without the browser origins allowed to connect (comma-separated, e.g. https://app.example.com), or ALLOWED_ORIGINS=* to accept any origin on purpose.')
+  }
   const port = env.PORT !== undefined && env.PORT.trim() !== '' ? env.PORT.trim() : '3000'
   return [`http://localhost:${port}`, `http://127.0.0.1:${port}`]
+}
+
+/** In production `GET /stats` needs `Authorization: Bearer <STATS_TOKEN>`; without STATS_TOKEN it does not exist. */
+function statsGuard (env: NodeJS.ProcessEnv, production: boolean): ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) | null | undefined {
+  if (!production) return undefined
+  const secret = env.STATS_TOKEN
+  if (secret === undefined || secret.trim() === '') return null
+  const expected = Buffer.from(`Bearer ${secret.trim()}`)
+  return async (request, reply) => {
+    const given = Buffer.from(request.headers.authorization ?? '')
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      await reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'GET /stats needs Authorization: Bearer <STATS_TOKEN>' })
+    }
+  }
+}
+
+/** The environment name the example gives both routers, and their shutdown grace. */
+export function exampleEnvironment (env: NodeJS.ProcessEnv): { name: string, shutdownGraceMs: number } {
+  const name = isProduction(env) ? 'production' : resolveEnvironment(undefined, env).name
+  return { name, shutdownGraceMs: resolveEnvironment(name, env).preset.shutdownGraceMs }
 }
 
 export interface BuildOptions {
@@ -55,13 +83,20 @@ export interface BuildOptions {
  */
 export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = {}): Promise<FastifyInstance> {
   const production = isProduction(env)
-  // Throws before anything is created when production has no usable secret.
+  // Throws before anything is created when production has no usable secret
+  // or no ALLOWED_ORIGINS.
   const verifyToken = createTokenVerifier(resolveAuthSecret(env))
+
+  const environment = exampleEnvironment(env).name
+  const allowedOrigins = allowedOriginsFrom(env, production)
+  const demoIdentity = environment === 'development' || environment === 'test'
+  const guardStats = statsGuard(env, production)
 
   const authenticate: Authenticate = (request, token) => {
     if (token !== undefined) {
       try {
-        return { userId: verifyToken(token) }
+        // expiresAt (the JWT's exp): the router closes the connection with 1008 TOKEN_EXPIRED then.
+        return { ...verifyToken(token) }
       } catch (err) {
         // The reason (FAST_JWT_EXPIRED, FAST_JWT_INVALID_SIGNATURE, …), never the token.
         const reason = err instanceof InvalidTokenError ? err.reason : 'UNKNOWN'
@@ -69,15 +104,13 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
         throw err
       }
     }
-    if (production) return null
+    if (!demoIdentity) return null
     const user = (request.query as Record<string, unknown> | undefined)?.user
     return typeof user === 'string' && DEMO_USER_ID.test(user) ? { userId: user } : null
   }
 
   const level = env.LOG_LEVEL ?? 'info'
   const app = Fastify({ logger: options.logStream === undefined ? { level } : { level, stream: options.logStream } })
-  const environment = production ? 'production' : resolveEnvironment(undefined, env).name
-  const allowedOrigins = allowedOriginsFrom(env, production)
   const redisUrl = env.REDIS_URL !== undefined && env.REDIS_URL.trim() !== '' ? env.REDIS_URL.trim() : undefined
   const adapterFor = (prefix: string): RouterAdapter | undefined => redisUrl === undefined ? undefined : new RedisAdapter({ redis: redisUrl, prefix })
 
@@ -99,7 +132,9 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
     scope.wsRouter.on('fail', () => {
       throw new WsRouterError('DEMO_FAILURE', 'This type always fails, to show an error frame')
     })
-    app.get('/stats', async () => ({ ws: scope.wsRouter.getStats(), rpc: rpcStats() }))
+    if (guardStats !== null) {
+      app.get('/stats', { onRequest: guardStats }, async () => ({ ws: scope.wsRouter.getStats(), rpc: rpcStats() }))
+    }
   })
 
   // /rpc: JSON-RPC 2.0 only, with the methods of the specification's examples.

@@ -80,18 +80,24 @@ export class InvalidTokenError extends Error {
 
 const MAX_USER_ID_LENGTH = 256
 
+/** What a valid token says: who, and until when (ms since the epoch, from `exp`). */
+export interface VerifiedToken {
+  userId: string
+  expiresAt: number
+}
+
 /**
- * A verifier that returns the token's user id, or throws an
+ * A verifier that returns the token's user id and expiry, or throws an
  * `InvalidTokenError` (statusCode 401) for a token that is malformed,
  * badly signed, signed with another algorithm, expired, not yet valid, or
  * without `sub` or `exp`.
  */
-export function createTokenVerifier (secret: string): (token: string) => string {
+export function createTokenVerifier (secret: string): (token: string) => VerifiedToken {
   const verify = createVerifier({ key: secret, algorithms: ['HS256'], requiredClaims: ['sub', 'exp'] })
-  return (token: string): string => {
-    let claims: { sub?: unknown }
+  return (token: string): VerifiedToken => {
+    let claims: { sub?: unknown, exp?: unknown }
     try {
-      claims = verify(token) as { sub?: unknown }
+      claims = verify(token) as { sub?: unknown, exp?: unknown }
     } catch (err) {
       const code = (err as { code?: unknown }).code
       throw new InvalidTokenError(typeof code === 'string' ? code : 'FAST_JWT_VERIFY_ERROR')
@@ -100,6 +106,7 @@ export function createTokenVerifier (secret: string): (token: string) => string 
     if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_USER_ID_LENGTH) {
       throw new InvalidTokenError('INVALID_SUB')
     }
-    return sub
+    if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) throw new InvalidTokenError('INVALID_EXP')
+    return { userId: sub, expiresAt: claims.exp * 1000 }
   }
 }

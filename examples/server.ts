@@ -2,7 +2,7 @@
  * Example server: `npm start`. WebSocket at ws://HOST:PORT/ws.
  * Clients authenticate with a JWT (`npm run token -- alice` prints one):
  * `Authorization: Bearer <token>`, `?token=<token>`, or the subprotocols
- * `bearer, <token>`. Outside production, `?user=alice` still works without one.
+ * `bearer, <token>`. In development and test, `?user=alice` works without one.
  *
  * `PORT` (default 3000) and `HOST` (default 127.0.0.1; `0.0.0.0` in a
  * container) set the address; see examples/app.ts for the rest.
@@ -10,7 +10,7 @@
  * then exit.
  */
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from './app.js'
+import { buildApp, exampleEnvironment } from './app.js'
 
 const port = Number(process.env.PORT ?? 3000)
 const host = process.env.HOST ?? '127.0.0.1'
@@ -26,12 +26,13 @@ try {
 
 function shutdown (signal: NodeJS.Signals): void {
   app.log.info({ signal }, 'shutting down')
-  // The router closes its clients within shutdownGraceMs; past that and a
-  // margin, exit anyway rather than wait for the platform's SIGKILL.
+  // Both routers (in their own contexts: the root has no wsRouter) close their
+  // clients with 1001 within shutdownGraceMs; past that and a margin, exit
+  // anyway rather than wait for the platform's SIGKILL.
   const deadline = setTimeout(() => {
     app.log.error({ signal }, 'shutdown did not finish in time')
     process.exit(1)
-  }, app.wsRouter.config.shutdownGraceMs + 1500)
+  }, exampleEnvironment(process.env).shutdownGraceMs + 1000)
   deadline.unref()
   app.close().then(() => process.exit(0), (err: unknown) => {
     app.log.error({ err }, 'shutdown failed')

@@ -124,11 +124,6 @@ export function selectProtocol (protocols: Set<string>): string | false {
   return first.done === true ? false : first.value
 }
 
-/** The URL with the `token` query parameter's value replaced, for logs. */
-export function redactUrl (url: string): string {
-  return url.replace(/([?&]token=)[^&#]*/gi, '$1[REDACTED]')
-}
-
 /**
  * Counts of admitted clients, including those between admission and the
  * end of the upgrade, so that concurrent upgrades cannot overshoot a limit.

@@ -26,8 +26,11 @@ export interface ConnectionStatus {
   /** OPEN and the send buffer is under the high-water mark. */
   readonly writable: boolean
   readonly bufferedAmount: number
-  /** Milliseconds since the last pong or frame from the peer. */
-  readonly lastSeenMs: number
+  /**
+   * Milliseconds since the last pong or frame from the peer; `null` when the
+   * request has no socket (a plain HTTP request), so the peer was never seen.
+   */
+  readonly lastSeenMs: number | null
 }
 
 /** Something waiting for the socket buffer to drain below the high-water mark. */

@@ -70,6 +70,14 @@ export const presets: Readonly<Record<EnvironmentName, EnvironmentPreset>> = Obj
 })
 
 /**
+ * Whether the `?user=` demo identity is accepted: on a developer's machine
+ * and in tests only. Staging is reachable by others, so it is left out.
+ */
+export function allowsDemoIdentity (name: EnvironmentName): boolean {
+  return name === 'development' || name === 'test'
+}
+
+/**
  * Cloud Run cuts every request, WebSockets included, at the service's request
  * timeout (300 s unless configured) and gives 10 s between SIGTERM and SIGKILL.
  */

@@ -76,6 +76,24 @@ export const FST_WSR_MISSING_PEER = createError(
   500
 )
 
+export const FST_WSR_ALREADY_REGISTERED = createError(
+  'FST_WSR_ALREADY_REGISTERED',
+  'fastify-ws-router is already registered in this context (path %s); to serve a second route, register it in its own child context: app.register(async (scope) => { await scope.register(wsRouter, { path: \'/other\' }) })',
+  500
+)
+
+export const FST_WSR_NO_ROUTER = createError(
+  'FST_WSR_NO_ROUTER',
+  'No fastify-ws-router is registered in this context: wsRouter exists only in the context where the plugin was registered and in its children; read it there (scope.wsRouter), or register the plugin in this context',
+  500
+)
+
+export const FST_WSR_TYPEBOX_MISSING = createError(
+  'FST_WSR_TYPEBOX_MISSING',
+  'Message type "%s" uses a schema from the `typebox` 1.x package, which could not be loaded: %s. Install it next to fastify-ws-router (npm install typebox)',
+  500
+)
+
 /** Why the remote part of a fan-out (other instances) failed or is incomplete. */
 export const RemoteFailure = Object.freeze({
   /** The broker is unreachable: nothing was published, nothing will be replayed. */

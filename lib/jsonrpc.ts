@@ -1,6 +1,5 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { Static, TSchema } from '@sinclair/typebox'
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import { compileSchema, type SchemaCheck, type StaticOf, type WsSchema } from './schema.js'
 import type { Connection, PendingHandler } from './connection.js'
 import type { Deadline } from './deadlines.js'
 import { FST_WSR_DUPLICATE_HANDLER, FST_WSR_INVALID_HANDLER, isWsRouterError, WireErrorCode } from './errors.js'
@@ -73,7 +72,7 @@ export interface JsonRpcCallContext {
 export type MethodHandler<Params = unknown, Result = unknown> =
   (params: Params, ctx: JsonRpcCallContext) => Result | Promise<Result>
 
-export interface MethodOptions<ParamsSchema extends TSchema | undefined = undefined> {
+export interface MethodOptions<ParamsSchema extends WsSchema | undefined = undefined> {
   /** TypeBox schema of `params`: a Tuple for positional, an Object for named, a Union for both. */
   params?: ParamsSchema
   override?: boolean
@@ -83,12 +82,12 @@ export interface MethodOptions<ParamsSchema extends TSchema | undefined = undefi
 export interface Method {
   readonly name: string
   readonly handler: MethodHandler
-  readonly paramsCheck: TypeCheck<TSchema> | null
+  readonly paramsCheck: SchemaCheck | null
   readonly timeoutMs: number
   readonly counters: TypeCounters
 }
 
-export type ParamsOf<S> = S extends TSchema ? Static<S> : unknown
+export type ParamsOf<S> = StaticOf<S>
 
 export class MethodRegistry {
   private readonly methods = new Map<string, Method>()
@@ -97,21 +96,14 @@ export class MethodRegistry {
     return this.methods.get(name)
   }
 
-  add (name: string, options: MethodOptions<TSchema | undefined>, handler: MethodHandler, defaultTimeoutMs: number, counters: TypeCounters): Method {
+  add (name: string, options: MethodOptions<WsSchema | undefined>, handler: MethodHandler, defaultTimeoutMs: number, counters: TypeCounters): Method {
     if (typeof name !== 'string' || name.length === 0 || name.length > 128) {
       throw new FST_WSR_INVALID_HANDLER(String(name), 'a JSON-RPC method name must be a string of 1 to 128 characters')
     }
     if (name.startsWith('rpc.')) throw new FST_WSR_INVALID_HANDLER(name, 'method names starting with "rpc." are reserved by JSON-RPC 2.0')
     if (typeof handler !== 'function') throw new FST_WSR_INVALID_HANDLER(name, 'handler must be a function')
     if (this.methods.has(name) && options.override !== true) throw new FST_WSR_DUPLICATE_HANDLER(`rpc:${name}`)
-    let paramsCheck: TypeCheck<TSchema> | null = null
-    if (options.params !== undefined) {
-      try {
-        paramsCheck = TypeCompiler.Compile(options.params)
-      } catch (err) {
-        throw new FST_WSR_INVALID_HANDLER(name, `params schema does not compile: ${(err as Error).message}`)
-      }
-    }
+    const paramsCheck: SchemaCheck | null = options.params === undefined ? null : compileSchema(name, options.params, 'params schema')
     const method: Method = Object.freeze({ name, handler, paramsCheck, timeoutMs: options.timeoutMs ?? defaultTimeoutMs, counters })
     this.methods.set(name, method)
     return method

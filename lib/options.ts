@@ -17,6 +17,12 @@ export type UnknownTypePolicy = 'ack' | 'error' | 'ignore'
 /** What `authenticate` resolves to for an admitted client. */
 export interface Identity {
   userId: string
+  /**
+   * When the credentials expire, in ms since the epoch (a JWT's `exp * 1000`).
+   * The connection is closed with 1008 `TOKEN_EXPIRED` at the first heartbeat
+   * past it; an identity already expired is refused with 401.
+   */
+  expiresAt?: number
   [claim: string]: unknown
 }
 
@@ -25,6 +31,7 @@ export interface Identity {
  * the `Authorization` header, the `token` query parameter or the
  * `Sec-WebSocket-Protocol` list (`bearer, <token>`). Return `null` to refuse
  * with 401; throw an error with a 4xx `statusCode` to refuse with that code.
+ * Return `expiresAt` to end the connection when the credentials expire.
  */
 export type Authenticate = (request: FastifyRequest, token: string | undefined) => Identity | null | undefined | Promise<Identity | null | undefined>
 

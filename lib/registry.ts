@@ -1,5 +1,4 @@
-import type { Static, TSchema } from '@sinclair/typebox'
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import { compileSchema, type SchemaCheck, type StaticOf, type WsSchema } from './schema.js'
 import type { HandlerContext } from './context.js'
 import { MAX_TYPE_LENGTH } from './envelope.js'
 import { FST_WSR_DUPLICATE_HANDLER, FST_WSR_INVALID_HANDLER } from './errors.js'
@@ -10,8 +9,8 @@ import type { RouterStats, TypeCounters } from './stats.js'
  * registration; lookup on the per-frame path is one Map read.
  */
 
-/** The payload type a schema describes, `unknown` without a schema. */
-export type PayloadOf<S> = S extends TSchema ? Static<S> : unknown
+/** The payload type a schema (either TypeBox) describes, `unknown` without a schema. */
+export type PayloadOf<S> = StaticOf<S>
 
 /**
  * A message handler. It receives the validated payload and a context; what it
@@ -20,7 +19,7 @@ export type PayloadOf<S> = S extends TSchema ? Static<S> : unknown
 export type MessageHandler<Payload = unknown, Reply = unknown> =
   (payload: Payload, ctx: HandlerContext<Reply>) => Reply | undefined | void | Promise<Reply | undefined | void>
 
-export interface RouteOptions<PayloadSchema extends TSchema | undefined = undefined, ReplySchema extends TSchema | undefined = undefined> {
+export interface RouteOptions<PayloadSchema extends WsSchema | undefined = undefined, ReplySchema extends WsSchema | undefined = undefined> {
   /** TypeBox schema of the payload; frames that fail it get `VALIDATION_FAILED`. */
   schema?: PayloadSchema
   /** TypeBox schema of the reply payload, checked before sending where the preset says so. */
@@ -39,8 +38,8 @@ export interface Route {
   readonly type: string
   readonly replyType: string
   readonly handler: MessageHandler<unknown, unknown>
-  readonly payloadCheck: TypeCheck<TSchema> | null
-  readonly replyCheck: TypeCheck<TSchema> | null
+  readonly payloadCheck: SchemaCheck | null
+  readonly replyCheck: SchemaCheck | null
   readonly timeoutMs: number
   readonly droppable: boolean
   readonly counters: TypeCounters
@@ -73,7 +72,7 @@ export class HandlerRegistry {
     return [...this.routes.keys()]
   }
 
-  add (type: string, options: RouteOptions<TSchema | undefined, TSchema | undefined>, handler: MessageHandler<unknown, unknown>): Route {
+  add (type: string, options: RouteOptions<WsSchema | undefined, WsSchema | undefined>, handler: MessageHandler<unknown, unknown>): Route {
     if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH) {
       throw new FST_WSR_INVALID_HANDLER(String(type), `type must be a string of 1 to ${MAX_TYPE_LENGTH} characters`)
     }
@@ -98,21 +97,11 @@ export class HandlerRegistry {
   }
 }
 
-function compile (type: string, schema: TSchema | undefined): TypeCheck<TSchema> | null {
-  if (schema === undefined) return null
-  try {
-    return TypeCompiler.Compile(schema)
-  } catch (err) {
-    throw new FST_WSR_INVALID_HANDLER(type, `schema does not compile: ${(err as Error).message}`)
-  }
+function compile (type: string, schema: WsSchema | undefined): SchemaCheck | null {
+  return schema === undefined ? null : compileSchema(type, schema)
 }
 
 /** The failing paths of a value, for `VALIDATION_FAILED` details (at most `limit`). */
-export function validationDetails (check: TypeCheck<TSchema>, value: unknown, limit = 10): Array<{ path: string, message: string }> {
-  const details: Array<{ path: string, message: string }> = []
-  for (const error of check.Errors(value)) {
-    details.push({ path: error.path === '' ? '/' : error.path, message: error.message })
-    if (details.length >= limit) break
-  }
-  return details
+export function validationDetails (check: SchemaCheck, value: unknown, limit = 10): Array<{ path: string, message: string }> {
+  return check.issues(value, limit)
 }

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { TSchema } from '@sinclair/typebox'
+import type { WsSchema } from './schema.js'
 import type { RawData, WebSocket } from 'ws'
 import { Connection, type ConnectionStatus } from './connection.js'
 import { HandlerContext, type OutboundOptions } from './context.js'
@@ -91,7 +91,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
    * @example
    * app.wsRouter.on('echo', { schema: Type.Object({ text: Type.String() }) }, (payload) => ({ text: payload.text }))
    */
-  on<PayloadSchema extends TSchema | undefined = undefined, ReplySchema extends TSchema | undefined = undefined>(
+  on<PayloadSchema extends WsSchema | undefined = undefined, ReplySchema extends WsSchema | undefined = undefined>(
     type: string,
     options: RouteOptions<PayloadSchema, ReplySchema>,
     handler: MessageHandler<PayloadOf<PayloadSchema>, PayloadOf<ReplySchema>>
@@ -101,7 +101,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     if (this.locked) throw new FST_WSR_REGISTRY_LOCKED(type)
     const route = typeof optionsOrHandler === 'function'
       ? this.registry.add(type, {}, optionsOrHandler as MessageHandler<unknown, unknown>)
-      : this.registry.add(type, (optionsOrHandler ?? {}) as RouteOptions<TSchema | undefined, TSchema | undefined>, maybeHandler as MessageHandler<unknown, unknown>)
+      : this.registry.add(type, (optionsOrHandler ?? {}) as RouteOptions<WsSchema | undefined, WsSchema | undefined>, maybeHandler as MessageHandler<unknown, unknown>)
     this.sweeper.considerTimeout(route.timeoutMs)
     return this
   }
@@ -114,7 +114,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
    * @example
    * app.wsRouter.method('sum', { params: Type.Array(Type.Number()) }, (params) => params.reduce((a, b) => a + b, 0))
    */
-  method<ParamsSchema extends TSchema | undefined = undefined>(
+  method<ParamsSchema extends WsSchema | undefined = undefined>(
     name: string,
     options: MethodOptions<ParamsSchema>,
     handler: MethodHandler<ParamsOf<ParamsSchema>>
@@ -124,7 +124,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     if (this.locked) throw new FST_WSR_REGISTRY_LOCKED(`rpc:${name}`)
     const [options, handler] = typeof optionsOrHandler === 'function'
       ? [{}, optionsOrHandler as MethodHandler]
-      : [(optionsOrHandler ?? {}) as MethodOptions<TSchema | undefined>, maybeHandler as MethodHandler]
+      : [(optionsOrHandler ?? {}) as MethodOptions<WsSchema | undefined>, maybeHandler as MethodHandler]
     const method = this.methods.add(name, options, handler, this.config.handlerTimeoutMs, this.stats.countersFor(`rpc:${name}`))
     this.sweeper.considerTimeout(method.timeoutMs)
     return this
@@ -617,6 +617,12 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     const { livenessWindowMs, maxConnectionAgeMs, idleTimeoutMs } = this.config
     for (const conn of this.connections.values()) {
       if (!conn.isOpen) continue
+      const expiresAt = conn.identity.expiresAt
+      if (expiresAt !== undefined && now >= expiresAt) {
+        conn.log.info({ expiredMs: now - expiresAt, environment: this.config.environment }, 'closing websocket: its credentials expired (1008)')
+        conn.socket.close(CloseCode.POLICY_VIOLATION, 'TOKEN_EXPIRED')
+        continue
+      }
       // A connection whose reading the router paused (maxInFlight) cannot show
       // its pongs: it is busy, not dead, and its handlers have their own timeouts.
       if (now - conn.lastSeenAt > livenessWindowMs && !conn.readingPaused) {
@@ -666,14 +672,20 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     }
     await new Promise<void>((resolve) => {
       let left = open.length
+      let lastResort: NodeJS.Timeout | undefined
       const timer = setTimeout(() => {
         for (const conn of open) {
           if (conn.socket.readyState !== 3) conn.socket.terminate()
         }
+        // A transport that never reports its end (app.injectWS's in-memory
+        // socket) must not hold app.close(): give up waiting shortly after.
+        lastResort = setTimeout(resolve, TERMINATE_SETTLE_MS)
+        lastResort.unref()
       }, this.config.shutdownGraceMs)
       const onClosed = (): void => {
         if (--left === 0) {
           clearTimeout(timer)
+          clearTimeout(lastResort)
           resolve()
         }
       }
@@ -711,6 +723,9 @@ export interface FanoutResult {
 }
 
 function noop (): void {}
+
+/** After terminate() at the end of the grace, how long close() still waits for the sockets' 'close'. */
+const TERMINATE_SETTLE_MS = 500
 
 const DROPPABLE: SendOptions = Object.freeze({ droppable: true })
 

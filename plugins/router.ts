@@ -1,20 +1,22 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, LogLevel } from 'fastify'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { WebSocket } from 'ws'
 import type { ConnectionStatus } from '../lib/connection.js'
-import { FST_WSR_ANONYMOUS_IN_PRODUCTION, FST_WSR_WEBSOCKET_CONFLICT } from '../lib/errors.js'
+import { FST_WSR_ALREADY_REGISTERED, FST_WSR_ANONYMOUS_IN_PRODUCTION, FST_WSR_NO_ROUTER, FST_WSR_WEBSOCKET_CONFLICT } from '../lib/errors.js'
 import { registerHeartbeat } from '../lib/handlers/heartbeat.js'
 import { registerPing } from '../lib/handlers/ping.js'
 import { registerBuiltins } from '../lib/handlers/index.js'
 import { registerBatch } from '../lib/handlers/batch.js'
 import { registerLegacyAliases } from '../lib/handlers/aliases.js'
-import { compileOrigins, extractToken, redactUrl, refusal, RefusalReason, selectProtocol, type Refusal } from '../lib/admission.js'
+import { compileOrigins, extractToken, refusal, RefusalReason, selectProtocol, type Refusal } from '../lib/admission.js'
+import { allowsDemoIdentity } from '../lib/environment.js'
 import { buildConfig, type Identity, type RouterConfig, type WsRouterOptions } from '../lib/options.js'
 import { WsRouter } from '../lib/router.js'
+import { redactNotFoundUrl, redactRequestLogs, redactUrl } from '../lib/redact.js'
 import type { Connection } from '../lib/connection.js'
 
 /**
@@ -24,8 +26,12 @@ import type { Connection } from '../lib/connection.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The router registered in this context. */
-    wsRouter: WsRouter
+    /**
+     * The router registered in this context (and seen by its children).
+     * Read where no router is registered, it throws `FST_WSR_NO_ROUTER`,
+     * never returns undefined.
+     */
+    readonly wsRouter: WsRouter
   }
   interface FastifyRequest {
     /**
@@ -37,6 +43,8 @@ declare module 'fastify' {
 }
 
 const kConnection = Symbol('fastify-ws-router.request-connection')
+const kRouter = Symbol('fastify-ws-router.router')
+const kRedacting = Symbol('fastify-ws-router.redacting')
 const kIdentity = Symbol('fastify-ws-router.identity')
 const kAccepted = Symbol('fastify-ws-router.accepted')
 
@@ -56,7 +64,8 @@ const NO_SOCKET: ConnectionStatus = Object.freeze({
   alive: false,
   writable: false,
   bufferedAmount: 0,
-  lastSeenMs: Number.POSITIVE_INFINITY
+  // No socket, so the peer was never seen: null reads the same in code and in JSON.
+  lastSeenMs: null
 })
 
 function checkConnection (this: FastifyRequest): ConnectionStatus {
@@ -64,11 +73,62 @@ function checkConnection (this: FastifyRequest): ConnectionStatus {
   return conn === undefined ? NO_SOCKET : conn.status()
 }
 
+function noop (): void {}
+
+/** Fastify's own register options, which it hands to the plugin with the others. */
+interface FastifyRegisterLogOptions {
+  logLevel?: LogLevel
+  logSerializers?: Record<string, (value: unknown) => unknown>
+}
+
+interface RouterScope extends FastifyInstance {
+  [kRouter]?: WsRouter
+  [kRedacting]?: boolean
+}
+
+function readRouter (this: RouterScope): WsRouter {
+  const router = this[kRouter]
+  if (router === undefined) throw new FST_WSR_NO_ROUTER()
+  return router
+}
+
+/**
+ * `wsRouter` is typed as present on every instance, so every instance of the
+ * app answers it: the router of the nearest context that registered one, or
+ * FST_WSR_NO_ROUTER. Fastify makes a child context with Object.create(parent),
+ * so one getter on the root instance serves every context, and a router
+ * registered in a child context shadows its parent's.
+ */
+function installRouterAccessor (root: FastifyInstance): void {
+  if (Object.hasOwn(root, 'wsRouter')) return
+  Object.defineProperty(root, 'wsRouter', { get: readRouter, enumerable: false, configurable: false })
+}
+
+/** The app's root instance: Fastify builds each child context with Object.create(parent). */
+function rootOf (fastify: FastifyInstance): FastifyInstance {
+  let root: object = fastify
+  for (let parent = Object.getPrototypeOf(root) as object | null; parent !== null && parent !== Object.prototype; parent = Object.getPrototypeOf(parent) as object | null) {
+    root = parent
+  }
+  return root as FastifyInstance
+}
+
+/**
+ * Tokens out of every log line of the app, once per app: the request
+ * serializer (all routes, 404s included) and the default 404's own line.
+ */
+function redactAppLogs (root: FastifyInstance): void {
+  if ((root as RouterScope)[kRedacting] === true) return
+  Object.defineProperty(root, kRedacting, { value: true })
+  redactRequestLogs(root.log)
+  root.addHook('onRequest', redactNotFoundUrl)
+}
+
 const demoUserId = /^[\w.@-]{1,64}$/
 
-/** Outside production, without `authenticate`: `?user=` names the client (demo identity). */
+/** In development and test, without `authenticate`: `?user=` names the client (demo identity). */
 function anonymousIdentity (request: FastifyRequest, config: RouterConfig): Identity {
-  if (config.environment !== 'production') {
+  if (allowsDemoIdentity(config.environment)) {
     const user = (request.query as Record<string, unknown> | undefined)?.user
     if (typeof user === 'string' && demoUserId.test(user)) return { userId: user }
   }
@@ -93,27 +153,50 @@ function redactedRequest (request: FastifyRequest): Record<string, unknown> {
 }
 
 async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOptions): Promise<void> {
+  const registered = (fastify as RouterScope)[kRouter]
+  if (registered !== undefined && Object.hasOwn(fastify, kRouter)) throw new FST_WSR_ALREADY_REGISTERED(registered.config.path)
   const config = buildConfig(options)
+  // fastify-plugin shares the parent's context, so Fastify applies neither
+  // register option here: the router applies them itself, as Fastify does for
+  // an encapsulated plugin (its own log lines and its route's request logs).
+  const { logLevel, logSerializers } = options as FastifyRegisterLogOptions
+  const log = logLevel === undefined ? fastify.log : fastify.log.child({}, { level: logLevel })
   if (config.environment === 'production' && config.authenticate === undefined && !config.allowAnonymous) {
     throw new FST_WSR_ANONYMOUS_IN_PRODUCTION()
   }
+  const root = rootOf(fastify)
+  redactAppLogs(root)
   const originAllowed = config.allowedOrigins === undefined ? undefined : compileOrigins(config.allowedOrigins)
   if (config.environment === 'production' && originAllowed === undefined) {
-    fastify.log.warn({ path: config.path }, 'fastify-ws-router: allowedOrigins is not set, so any web page may open a WebSocket to this server with its visitors\' credentials')
+    log.warn({ path: config.path }, 'fastify-ws-router: allowedOrigins is not set, so any web page may open a WebSocket to this server with its visitors\' credentials')
   }
-  const router = new WsRouter(config, fastify.log)
+  const router = new WsRouter(config, log)
   registerPing(router)
   registerHeartbeat(router)
   registerBuiltins(router)
   if (config.builtins.batch) registerBatch(router)
   if (config.legacyAliases) registerLegacyAliases(router)
 
+  // The drain starts in preClose (no new upgrades, 1001 to every client) but is
+  // awaited in onClose: Fastify bounds preClose hooks by its pluginTimeout
+  // (10 s by default, the default shutdownGraceMs too), onClose hooks not, so
+  // a stalled peer can never make app.close() reject with AVV_ERR_READY_TIMEOUT.
+  let draining: Promise<void> | undefined
+  const startDrain = (): Promise<void> => {
+    draining ??= router.close()
+    return draining
+  }
+  fastify.addHook('onClose', async () => { await startDrain() })
+
   if (fastify.hasDecorator('websocketServer')) {
     // @fastify/websocket was registered by the app: its ws server may allow
     // larger frames than this router, so the router checks each frame too.
     const maxPayload = (fastify.websocketServer.options as { maxPayload?: number }).maxPayload ?? 100 * 1024 * 1024
     router.enforcePayloadLimit = maxPayload > config.maxPayloadBytes
-    fastify.addHook('preClose', async () => { await router.close() })
+    fastify.addHook('preClose', function startRouterDrain (done) {
+      startDrain().catch(noop)
+      done()
+    })
   } else {
     // Two @fastify/websocket instances on one server would both route every upgrade.
     if (fastify.server.listenerCount('upgrade') > 0) throw new FST_WSR_WEBSOCKET_CONFLICT()
@@ -121,13 +204,16 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
       options: { maxPayload: config.maxPayloadBytes, handleProtocols: selectProtocol },
       errorHandler: onSocketError,
       preClose: function (done) {
-        const wss = this.websocketServer
-        router.close().then(() => wss.close(() => done()), done)
+        startDrain().catch(noop)
+        // Stops accepting; ws emits its 'close' once the drain has closed every client.
+        this.websocketServer.close()
+        done()
       }
     })
   }
 
-  fastify.decorate('wsRouter', router)
+  installRouterAccessor(root)
+  Object.defineProperty(fastify, kRouter, { value: router, enumerable: false })
   if (!fastify.hasRequestDecorator('checkConnection')) fastify.decorateRequest('checkConnection', checkConnection)
 
   fastify.addHook('onReady', async () => {
@@ -153,7 +239,7 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
     })
     try {
       const outcome = await Promise.race([Promise.resolve(authenticate(request, extractToken(request))), timeout])
-      if (isIdentity(outcome)) return outcome
+      if (isIdentity(outcome)) return withinExpiry(request, outcome)
       if (outcome !== null && typeof outcome === 'object' && 'reason' in outcome) {
         request.log.error({ authTimeoutMs: config.authTimeoutMs, environment: config.environment }, 'websocket authenticate timed out')
         return outcome
@@ -172,11 +258,24 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
     }
   }
 
+  /** An identity's `expiresAt`: a number of ms since the epoch, still in the future. */
+  function withinExpiry (request: FastifyRequest, identity: Identity): Identity | Refusal {
+    const expiresAt = identity.expiresAt
+    if (expiresAt === undefined) return identity
+    if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) {
+      request.log.error({ expiresAt: typeof expiresAt, environment: config.environment }, 'websocket authenticate returned an expiresAt that is not a number of ms since the epoch')
+      return refusal(500, RefusalReason.AUTH_ERROR, 'Authentication failed on the server')
+    }
+    if (expiresAt <= Date.now()) return refusal(401, RefusalReason.AUTH_FAILED, 'Credentials have expired')
+    return identity
+  }
+
   fastify.route({
     method: 'GET',
     url: config.path,
     websocket: true,
-    logSerializers: { req: redactedRequest },
+    ...(logLevel === undefined ? {} : { logLevel }),
+    logSerializers: { ...logSerializers, req: redactedRequest },
     onRequest: async function admit (request: FastifyRequest, reply: FastifyReply) {
       // Plain HTTP requests to the path get @fastify/websocket's 404; only upgrades take a slot.
       if (!request.ws) return

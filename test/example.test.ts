@@ -15,7 +15,9 @@ import { untrackedNode } from './helpers/child-env.js'
 
 const SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz'
 const OTHER_SECRET = 'another-secret-0123456789-abcdefghijklmnopqrstuvw'
-const PRODUCTION = { NODE_ENV: 'production', AUTH_SECRET: SECRET, LOG_LEVEL: 'info' }
+const STATS_TOKEN = 'stats-token-0123456789'
+// Production needs the browser origins too (issue 10): a foreign page is never let in by default.
+const PRODUCTION = { NODE_ENV: 'production', AUTH_SECRET: SECRET, ALLOWED_ORIGINS: 'https://app.example.com', STATS_TOKEN, LOG_LEVEL: 'info' }
 const DEVELOPMENT = { NODE_ENV: 'development', LOG_LEVEL: 'info' }
 
 function sign (secret: string, claims: Record<string, unknown>, options: { expiresIn?: number, clockTimestamp?: number } = { expiresIn: 60_000 }): string {
@@ -100,7 +102,7 @@ t.test('production: bad tokens and no token get HTTP 401 before the upgrade', as
   const demo = await tryUpgrade(`${server.url}?user=alice`)
   t.equal(demo.status, 401, 'no demo identity in production')
 
-  const stats = (await server.app.inject('/stats')).json() as { ws: { connections: { open: number }, refused: Record<string, number> } }
+  const stats = (await server.app.inject({ url: '/stats', headers: { authorization: `Bearer ${STATS_TOKEN}` } })).json() as { ws: { connections: { open: number }, refused: Record<string, number> } }
   t.equal(stats.ws.connections.open, 0, 'no socket was adopted')
   const refused = stats.ws.refused
   t.same(refused, { AUTH_FAILED: cases.length, AUTH_REQUIRED: 2 })
@@ -209,4 +211,69 @@ t.test('the example wires the chat built-ins, the demo agent and /rpc', async (t
   const answer = new Promise<unknown>((resolve) => rpc.once('message', (data) => resolve(JSON.parse(data.toString()))))
   rpc.send('{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}')
   t.same(await answer, { jsonrpc: '2.0', result: 19, id: 3 })
+})
+
+t.test('production: refuses to start without ALLOWED_ORIGINS; an explicit * starts, with the warning', async (t) => {
+  const { ALLOWED_ORIGINS: _unset, ...withoutOrigins } = PRODUCTION
+  await t.rejects(buildApp({ ...withoutOrigins, LOG_LEVEL: 'silent' }), /ALLOWED_ORIGINS is not set/)
+  await t.rejects(buildApp({ ...withoutOrigins, ALLOWED_ORIGINS: ' ', LOG_LEVEL: 'silent' }), /ALLOWED_ORIGINS is not set/, 'a blank list is no list')
+
+  const any = await start(t, { ...PRODUCTION, ALLOWED_ORIGINS: '*' })
+  const token = sign(SECRET, { sub: 'alice' })
+  const foreign = await tryUpgrade(`${any.url}?token=${token}`, { headers: { origin: 'https://elsewhere.example' } })
+  t.equal(foreign.status, 101, '* lets any origin in, on purpose')
+  t.ok(any.logs().some((line) => line.includes('allowedOrigins is not set')), 'and the plugin warns about it')
+})
+
+t.test('production: GET /stats needs STATS_TOKEN, and is off without it', async (t) => {
+  const server = await start(t, PRODUCTION)
+  t.equal((await server.app.inject('/stats')).statusCode, 401, 'no credentials → 401')
+  t.equal((await server.app.inject({ url: '/stats', headers: { authorization: 'Bearer wrong' } })).statusCode, 401, 'a wrong token → 401')
+  const userToken = sign(SECRET, { sub: 'alice' })
+  t.equal((await server.app.inject({ url: '/stats', headers: { authorization: `Bearer ${userToken}` } })).statusCode, 401, 'a user JWT is not the stats token')
+  const allowed = await server.app.inject({ url: '/stats', headers: { authorization: `Bearer ${STATS_TOKEN}` } })
+  t.equal(allowed.statusCode, 200, 'the stats token → 200')
+  t.match(allowed.json(), { ws: { connections: Object }, rpc: { connections: Object } })
+
+  const { STATS_TOKEN: _unset, ...noStatsToken } = PRODUCTION
+  const off = await start(t, noStatsToken)
+  t.equal((await off.app.inject('/stats')).statusCode, 404, 'without STATS_TOKEN the route does not exist')
+  const dev = await start(t, DEVELOPMENT)
+  t.equal((await dev.app.inject('/stats')).statusCode, 200, 'outside production it stays open for development')
+})
+
+t.test('the ?user= demo identity works in development and test only, never in staging', async (t) => {
+  for (const [name, env] of [['development', DEVELOPMENT], ['test', { NODE_ENV: 'test', LOG_LEVEL: 'info' }]] as const) {
+    const server = await start(t, env)
+    t.equal(await userIdOf(`${server.url}?user=alice`), 'alice', `${name}: ?user= names the client`)
+  }
+  const staging = await start(t, { NODE_ENV: 'staging', LOG_LEVEL: 'info' })
+  const refused = await tryUpgrade(`${staging.url}?user=alice`)
+  t.equal(refused.status, 401, 'staging: ?user= is refused')
+  const token = sign(DEV_AUTH_SECRET, { sub: 'alice' })
+  t.equal(await userIdOf(`${staging.url}?token=${token}`), 'alice', 'staging: a token still works')
+})
+
+t.test('tokens never reach a log line: encoded names, 404s, other routes', async (t) => {
+  const server = await start(t, PRODUCTION)
+  const token = sign(SECRET, { sub: 'alice' })
+  const http = server.url.replace(/^ws/, 'http').replace(/\/ws$/, '')
+  // %74oken is "token" once Fastify's query parser decodes it, and it is accepted as such.
+  t.equal(await userIdOf(`${server.url}?%74oken=${token}`), 'alice', '?%74oken= authenticates')
+  t.equal(await userIdOf(`${server.url}?user=x&%54OKEN=nothing&token=${token}`), 'alice', 'other spellings next to the real one')
+  const notFound = await fetch(`${http}/ws/?token=${token}`)
+  t.equal(notFound.status, 404, '/ws/ is a 404')
+  t.notOk((await notFound.text()).includes(token), 'the 404 body does not echo the token')
+  const stats = await fetch(`${http}/stats?token=${token}`, { headers: { authorization: `Bearer ${STATS_TOKEN}` } })
+  t.equal(stats.status, 200)
+  await stats.text()
+  await fetch(`${http}/nowhere?a=1&%74oken=${token}#x`).then(async (res) => await res.text())
+
+  const lines = server.logs()
+  const requests = lines.filter((line) => line.includes('incoming request'))
+  t.ok(requests.length >= 5, `the requests were logged (${requests.length} lines)`)
+  for (const line of lines) t.notOk(line.includes(token), `no log line holds the token: ${line.slice(0, 160)}`)
+  t.ok(requests.some((line) => line.includes('/ws/?token=[REDACTED]')), 'the 404 is logged, redacted')
+  t.ok(requests.some((line) => line.includes('/stats?token=[REDACTED]')), '/stats is logged, redacted')
+  t.ok(requests.some((line) => line.includes('%74oken=[REDACTED]')), 'the encoded name is redacted')
 })

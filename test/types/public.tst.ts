@@ -33,7 +33,7 @@ describe('the plugin', () => {
   test('decorates requests with checkConnection()', () => {
     app.get('/status', async (request) => {
       expect(request.checkConnection()).type.toBe<ConnectionStatus>()
-      expect(request.checkConnection().lastSeenMs).type.toBe<number>()
+      expect(request.checkConnection().lastSeenMs).type.toBe<number | null>()
     })
   })
 
