@@ -31,8 +31,8 @@ async function * echoAgent (input: string): AsyncGenerator<AgentStep, unknown, u
   return { text: input.slice(0, 64) }
 }
 
-export async function buildHostileApp (profile: HostileProfile, logger: FastifyServerOptions['logger'], extra: WsRouterOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger })
+export async function buildHostileApp (profile: HostileProfile, logger: FastifyServerOptions['logger'], extra: WsRouterOptions = {}, fastify: Omit<FastifyServerOptions, 'logger'> = {}): Promise<FastifyInstance> {
+  const app = Fastify({ ...fastify, logger })
   await app.register(wsRouter, {
     environment: 'production',
     allowAnonymous: true,

@@ -114,8 +114,10 @@ export function render (template: FrameTemplate, ids: IdSource): WireFrame {
   } finally {
     rendering = null
   }
-  text = text.replace(rawPattern, (_m, n: string) => RAW_JSON[Number(n)] as string)
-    .replace(deepPattern, (_m, depth: string, shape: string, leaf: string) => deepText(Number(depth), shape, Number(leaf)))
+  if (text.includes('@@')) {
+    text = text.replace(rawPattern, (_m, n: string) => RAW_JSON[Number(n)] as string)
+      .replace(deepPattern, (_m, depth: string, shape: string, leaf: string) => deepText(Number(depth), shape, Number(leaf)))
+  }
   const mutation = template.mutation
   let data: string | Buffer = text
   if (mutation !== null) {
@@ -197,14 +199,19 @@ export interface OracleLimits {
 export function expectedIds (frame: WireFrame, limits: OracleLimits): Expectation {
   const maxPayloadBytes = limits.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES
   const maxDepth = limits.maxDepth ?? DEFAULT_MAX_DEPTH
-  const bytes = typeof frame.data === 'string' ? Buffer.from(frame.data) : frame.data
-  if (bytes.length > maxPayloadBytes) return { close: 1009, ids: [] }
+  const size = typeof frame.data === 'string' ? Buffer.byteLength(frame.data) : frame.data.length
+  if (size > maxPayloadBytes) return { close: 1009, ids: [] }
   if (frame.binary) return { close: null, ids: [] }
   let text: string
-  try {
-    text = utf8.decode(bytes)
-  } catch {
-    return { close: 1007, ids: [] }
+  if (typeof frame.data === 'string') {
+    // A string goes out as UTF-8 (a lone surrogate as U+FFFD), so it is always valid.
+    text = frame.data
+  } else {
+    try {
+      text = utf8.decode(frame.data)
+    } catch {
+      return { close: 1007, ids: [] }
+    }
   }
   let parsed: unknown
   try {
@@ -252,7 +259,7 @@ const trackedId = fc.oneof(fc.constant(new IdSlot('num')), fc.constant(new IdSlo
 /** Ids no envelope may read: the error carries no id. */
 const unreadableEnvelopeId = fc.oneof(
   fc.constant(''),
-  fc.integer({ min: MAX_ID_LENGTH + 1, max: 8192 }).map((n) => 'x'.repeat(n)),
+  fc.oneof(fc.integer({ min: MAX_ID_LENGTH + 1, max: 1000 }), fc.constant(20_000)).map((n) => 'x'.repeat(n)),
   fc.constantFrom(2 ** 53, -(2 ** 53), 1e308, -1e20, 1.5, 0.1, Number.MAX_VALUE),
   fc.double({ noNaN: true, noDefaultInfinity: true }).filter((d) => !Number.isSafeInteger(d)),
   fc.constantFrom(true, false, null, [], {}, [1], { id: 1 }),
@@ -284,7 +291,11 @@ const jsonish: fc.Arbitrary<unknown> = fc.oneof(
  */
 const DEEP_LEAVES = ['0', '"x"', '1e400', 'null', '{}', '[]', '{"__proto__":{}}'] as const
 const deepValue = fc.tuple(
-  fc.oneof(fc.integer({ min: DEFAULT_MAX_DEPTH - 3, max: DEFAULT_MAX_DEPTH + 3 }), fc.integer({ min: 100, max: 20_000 })),
+  fc.oneof(
+    { weight: 12, arbitrary: fc.integer({ min: DEFAULT_MAX_DEPTH - 3, max: DEFAULT_MAX_DEPTH + 3 }) },
+    { weight: 6, arbitrary: fc.integer({ min: 100, max: 2000 }) },
+    { weight: 1, arbitrary: fc.constant(20_000) }
+  ),
   fc.constantFrom('A', 'O'),
   fc.integer({ min: 0, max: DEEP_LEAVES.length - 1 })
 ).map(([depth, shape, leaf]) => `@@DEEP${depth}_${shape}_${leaf}@@`)
@@ -564,4 +575,29 @@ export function rawScenario (): fc.Arbitrary<{ build: (ids: IdSource) => RawScen
       return { kind, bytes: Buffer.concat([...parts, ...(bad === null ? [] : [bad.bytes])]), close: bad === null ? null : bad.close, ids: tracked }
     }
   }))
+}
+
+/** How many WebSocket frames a client byte sequence holds (a frame whose length runs past the end counts as one). */
+export function countClientFrames (bytes: Buffer): number {
+  let count = 0
+  let at = 0
+  while (at + 2 <= bytes.length) {
+    count++
+    const b1 = bytes[at + 1] as number
+    let length = b1 & 0x7F
+    let offset = 2
+    if (length === 126) {
+      if (at + 4 > bytes.length) break
+      length = bytes.readUInt16BE(at + 2)
+      offset = 4
+    } else if (length === 127) {
+      if (at + 10 > bytes.length) break
+      const long = bytes.readBigUInt64BE(at + 2)
+      if (long > BigInt(bytes.length)) break
+      length = Number(long)
+      offset = 10
+    }
+    at += offset + ((b1 & 0x80) !== 0 ? 4 : 0) + length
+  }
+  return count
 }
