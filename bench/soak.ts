@@ -61,9 +61,16 @@ const STEADY_MS = scale >= 1 ? 60_000 : 10_000
 const N_CYCLES = count(100_000)
 const N_HOSTILE = count(1_000_000)
 const N_SHUTDOWN = count(1_000)
-/** Hard time caps per phase, so the whole run stays within 15 minutes. */
+/**
+ * Time caps, so that the whole run stays within 15 minutes: the churn phase
+ * stops after 5 minutes; the hostile phase after 8, or sooner so that the
+ * first three phases end 14 minutes after the start (the shutdown phase
+ * takes about a minute).
+ */
 const CHURN_CAP_MS = 300_000
-const HOSTILE_CAP_MS = 330_000
+const HOSTILE_CAP_MS = 480_000
+const FIRST_THREE_PHASES_MS = 14 * 60_000
+const runStartedMs = Date.now()
 
 /** Loopback source addresses, so ephemeral ports never run short. */
 const SOURCES = Array.from({ length: 50 }, (_, i) => `127.0.0.${i + 2}`)
@@ -401,7 +408,8 @@ async function phaseHostile (): Promise<Record<string, unknown>> {
   const started = Date.now()
   let next = 0
   const bump = (map: Map<string, number>, key: string): void => { map.set(key, (map.get(key) ?? 0) + 1) }
-  const stop = (): boolean => totals.frames >= N_HOSTILE || Date.now() - started > HOSTILE_CAP_MS
+  const capMs = Math.min(HOSTILE_CAP_MS, runStartedMs + FIRST_THREE_PHASES_MS - started)
+  const stop = (): boolean => totals.frames >= N_HOSTILE || Date.now() - started > capMs
   let lastReport = Date.now()
 
   async function messageConnection (n: number): Promise<void> {
@@ -444,7 +452,7 @@ async function phaseHostile (): Promise<Record<string, unknown>> {
     }
   }
 
-  await pool(0, Number.MAX_SAFE_INTEGER, 24, async () => {
+  await pool(0, Number.MAX_SAFE_INTEGER, 32, async () => {
     const n = next++
     if (n % 20 === 19) await rawConnections(n)
     else await messageConnection(n)

@@ -259,7 +259,7 @@ const trackedId = fc.oneof(fc.constant(new IdSlot('num')), fc.constant(new IdSlo
 /** Ids no envelope may read: the error carries no id. */
 const unreadableEnvelopeId = fc.oneof(
   fc.constant(''),
-  fc.oneof(fc.integer({ min: MAX_ID_LENGTH + 1, max: 1000 }), fc.constant(20_000)).map((n) => 'x'.repeat(n)),
+  fc.oneof({ weight: 9, arbitrary: fc.integer({ min: MAX_ID_LENGTH + 1, max: 1000 }) }, { weight: 1, arbitrary: fc.constant(20_000) }).map((n) => 'x'.repeat(n)),
   fc.constantFrom(2 ** 53, -(2 ** 53), 1e308, -1e20, 1.5, 0.1, Number.MAX_VALUE),
   fc.double({ noNaN: true, noDefaultInfinity: true }).filter((d) => !Number.isSafeInteger(d)),
   fc.constantFrom(true, false, null, [], {}, [1], { id: 1 }),
@@ -327,7 +327,7 @@ const prototypeKeyed = fc.tuple(
 /** Payloads shaped for the built-ins and the app's handlers, often almost right. */
 const payloadFor = fc.oneof(
   fc.record({ room: fc.oneof(shortText, fc.constantFrom('lobby', 'r1', 'x'.repeat(300), ''), jsonish) }, { requiredKeys: [] }),
-  fc.record({ room: fc.constantFrom('lobby', 'r1'), text: fc.oneof(shortText, jsonish, fc.constant('y'.repeat(9000))) }, { requiredKeys: [] }),
+  fc.record({ room: fc.constantFrom('lobby', 'r1'), text: fc.oneof(shortText, jsonish, fc.constant('y'.repeat(4001))) }, { requiredKeys: [] }),
   fc.record({ text: fc.oneof(shortText, jsonish) }, { requiredKeys: [] }),
   fc.record({ code: fc.oneof(shortText, fc.constantFrom(...PROTOTYPE_NAMES), jsonish), message: fc.oneof(shortText, jsonish), context: jsonish }, { requiredKeys: [] }),
   fc.record({ input: fc.oneof(shortText, jsonish), runId: fc.oneof(shortText, jsonish) }, { requiredKeys: [] }),
