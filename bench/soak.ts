@@ -77,7 +77,7 @@ const SOURCES = Array.from({ length: 50 }, (_, i) => `127.0.0.${i + 2}`)
 const source = (i: number): string => SOURCES[i % SOURCES.length] as string
 
 const failures: string[] = []
-function require (ok: boolean, what: string): void {
+function verify (ok: boolean, what: string): void {
   console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`)
   if (!ok) failures.push(what)
 }
@@ -217,12 +217,12 @@ async function phaseConnections (): Promise<Record<string, unknown>> {
     }
   })
   const openMs = Date.now() - openStarted
-  require(openFailed === 0, `${N_CONNECTIONS} connections opened in ${fmt(openMs / 1000)} s (${openFailed} failed)`)
+  verify(openFailed === 0, `${N_CONNECTIONS} connections opened in ${fmt(openMs / 1000)} s (${openFailed} failed)`)
   let overLimit: string | null = null
   if (N_CONNECTIONS === 10_000) {
     // One past the default maxConnections: refused before the upgrade.
     overLimit = await openHeld(server.url('default', '?user=extra'), 0, 'x').then((h) => { h.ws.terminate(); return '101' }, (err: Error) => err.message)
-    require(overLimit === 'HTTP 503', `the 10 001st client is refused with 503 SERVER_FULL (${overLimit})`)
+    verify(overLimit === 'HTTP 503', `the 10 001st client is refused with 503 SERVER_FULL (${overLimit})`)
   }
   const after = await server.gc()
   const open = held.filter((h) => h !== undefined)
@@ -272,18 +272,18 @@ async function phaseConnections (): Promise<Record<string, unknown>> {
   const deliveries = open.reduce((sum, h) => sum + h.messages, 0) - deliveriesBefore
   console.log(`  steady ${fmt(steadyMs / 1000)} s: event-loop delay p50 ${fmt(eld.p50, 2)} ms, p99 ${fmt(eld.p99, 2)} ms, max ${fmt(eld.max, 2)} ms; server CPU ${fmt(serverCpuPercent)} % of a core`)
   console.log(`  trickle: ${sent} room messages, ${acked} acked, ${ackTotal} deliveries reported, ${deliveries} frames received by clients`)
-  require(acked === sent, `every room message acked (${acked}/${sent})`)
+  verify(acked === sent, `every room message acked (${acked}/${sent})`)
 
   // Heartbeat cost: a pass over every connection, timed on the server.
   const heartbeat = await server.request<{ tickMs: number[], connections: number, cpuMsDuringTicks: number }>({ cmd: 'heartbeat', profile: 'default', ticks: 3 })
   const tickMs = Math.min(...heartbeat.tickMs)
   console.log(`  heartbeat pass over ${heartbeat.connections} connections: ${heartbeat.tickMs.map((ms) => fmt(ms, 2)).join(', ')} ms (${fmt(tickMs * 1000 / heartbeat.connections, 2)} µs per connection)`)
   const stats = await server.stats()
-  require(stats.routers.default?.registries.connections === open.length, `all ${open.length} still open after the steady period (${String(stats.routers.default?.registries.connections)})`)
+  verify(stats.routers.default?.registries.connections === open.length, `all ${open.length} still open after the steady period (${String(stats.routers.default?.registries.connections)})`)
 
   for (const h of open) h.ws.terminate()
   const registries = await waitForRegistries(server, 'default', 30_000)
-  require(Object.values(registries).every((n) => n === 0), `registries back to zero after the clients left (${JSON.stringify(registries)})`)
+  verify(Object.values(registries).every((n) => n === 0), `registries back to zero after the clients left (${JSON.stringify(registries)})`)
   await server.stop()
   return {
     connections: open.length,
@@ -362,11 +362,11 @@ async function phaseChurn (): Promise<Record<string, unknown>> {
   const growthMiB = (after.heapUsed - before.heapUsed) / MiB
   console.log(`  ${done} cycles (${fmt((done - warmup) / seconds, 0)} per second), ${failed} failed ${JSON.stringify(Object.fromEntries(errors))}`)
   console.log(`  heap after GC: ${fmt(before.heapUsed / MiB, 2)} → ${fmt(after.heapUsed / MiB, 2)} MiB; RSS ${fmt(before.rss / MiB)} → ${fmt(after.rss / MiB)} MiB`)
-  require(done === N_CYCLES, `all ${N_CYCLES} cycles ran within the time cap (${done})`)
-  require(failed === 0, `no cycle failed (${failed})`)
-  require(growthMiB < 5, `heap growth after GC ${fmt(growthMiB, 2)} MiB < 5 MiB`)
-  require(Object.values(registries).every((n) => n === 0), `every registry back to zero ${JSON.stringify(registries)}`)
-  require(router?.stats.connections.open === 0 && router?.stats.connections.total === done, `connections: ${String(router?.stats.connections.open)} open, ${String(router?.stats.connections.total)} total`)
+  verify(done === N_CYCLES, `all ${N_CYCLES} cycles ran within the time cap (${done})`)
+  verify(failed === 0, `no cycle failed (${failed})`)
+  verify(growthMiB < 5, `heap growth after GC ${fmt(growthMiB, 2)} MiB < 5 MiB`)
+  verify(Object.values(registries).every((n) => n === 0), `every registry back to zero ${JSON.stringify(registries)}`)
+  verify(router?.stats.connections.open === 0 && router?.stats.connections.total === done, `connections: ${String(router?.stats.connections.open)} open, ${String(router?.stats.connections.total)} total`)
   await server.stop()
   return {
     cycles: done,
@@ -481,17 +481,17 @@ async function phaseHostile (): Promise<Record<string, unknown>> {
 
   console.log(`  ${totals.frames} frames in ${fmt(seconds, 0)} s: ${totals.messageFrames} message-level on ${totals.connections} connections, ${totals.rawFrames} byte-level on ${totals.rawConnections} raw connections`)
   console.log(`  ids: ${totals.expected} owed, ${totals.answered} answered; closes ${JSON.stringify(Object.fromEntries(closes))}`)
-  require(totals.frames >= N_HOSTILE, `${N_HOSTILE} hostile frames sent within the time cap (${totals.frames})`)
-  require(alive, `the server process did not exit (${String(server.exitCode ?? server.exitSignal ?? 'alive')})`)
-  require(stats !== null && stats.faults.uncaught === 0 && stats.faults.unhandled === 0, `0 uncaught exceptions, 0 unhandled rejections ${JSON.stringify(stats?.faults ?? null)}`)
-  require(unanswered.length === 0, `every readable id answered or its connection closed with a documented code (${unanswered.length} not: ${JSON.stringify(unanswered.slice(0, 5))})`)
-  require(totals.stalled === 0, `no open connection left a sentinel unanswered (${totals.stalled})`)
-  require(undocumented.size === 0, `no close with an undocumented code ${JSON.stringify(Object.fromEntries(undocumented))}`)
-  require(mismatched.length === 0, `every closing frame earned its documented code (${mismatched.join('; ')})`)
-  require(rawFailures.length === 0, `every raw scenario earned its close code and answers (${rawFailures.join('; ')})`)
-  require(Object.values(fresh).every(Boolean), `a fresh client is served afterwards on every profile ${JSON.stringify(fresh)}`)
-  require(Object.values(registries).every((r) => Object.values(r).every((n) => n === 0)), `registries back to zero ${JSON.stringify(registries)}`)
-  require(unexpectedLines.length === 0, `no error log line but the handlers' own (${lines.length} lines, ${unexpectedLines.length} unexpected: ${unexpectedLines.slice(0, 2).join(' | ')})`)
+  verify(totals.frames >= N_HOSTILE, `${N_HOSTILE} hostile frames sent within the time cap (${totals.frames})`)
+  verify(alive, `the server process did not exit (${String(server.exitCode ?? server.exitSignal ?? 'alive')})`)
+  verify(stats !== null && stats.faults.uncaught === 0 && stats.faults.unhandled === 0, `0 uncaught exceptions, 0 unhandled rejections ${JSON.stringify(stats?.faults ?? null)}`)
+  verify(unanswered.length === 0, `every readable id answered or its connection closed with a documented code (${unanswered.length} not: ${JSON.stringify(unanswered.slice(0, 5))})`)
+  verify(totals.stalled === 0, `no open connection left a sentinel unanswered (${totals.stalled})`)
+  verify(undocumented.size === 0, `no close with an undocumented code ${JSON.stringify(Object.fromEntries(undocumented))}`)
+  verify(mismatched.length === 0, `every closing frame earned its documented code (${mismatched.join('; ')})`)
+  verify(rawFailures.length === 0, `every raw scenario earned its close code and answers (${rawFailures.join('; ')})`)
+  verify(Object.values(fresh).every(Boolean), `a fresh client is served afterwards on every profile ${JSON.stringify(fresh)}`)
+  verify(Object.values(registries).every((r) => Object.values(r).every((n) => n === 0)), `registries back to zero ${JSON.stringify(registries)}`)
+  verify(unexpectedLines.length === 0, `no error log line but the handlers' own (${lines.length} lines, ${unexpectedLines.length} unexpected: ${unexpectedLines.slice(0, 2).join(' | ')})`)
   return {
     seed,
     seconds,
@@ -561,7 +561,7 @@ async function shutdownOnce (label: string, fastify: Record<string, unknown>, re
   for (const code of readerCodes) codes.set(code, (codes.get(code) ?? 0) + 1)
   for (const client of stalled) client.ws.terminate()
   console.log(`  close() ${error === null ? 'resolved' : `REJECTED (${error})`} after ${fmt(closeMs, 0)} ms (grace ${graceMs} ms); readers' close codes ${JSON.stringify(Object.fromEntries(codes))}`)
-  const check = requireIt ? require : (ok: boolean, what: string): void => { console.log(`${ok ? 'ok  ' : 'KNOWN'} ${what}`) }
+  const check = requireIt ? verify : (ok: boolean, what: string): void => { console.log(`${ok ? 'ok  ' : 'KNOWN'} ${what}`) }
   check(filled === stalled.length, `${filled}/${stalled.length} stalled clients have bytes stuck in the server's buffer`)
   check(readerCodes.every((code) => code === 1001), `every one of the ${readers.length} reading clients got 1001`)
   check(error === null && closeMs <= graceMs + 1000, `close() resolved within grace + 1 s (${error === null ? 'resolved' : 'rejected'} after ${fmt(closeMs, 0)} ms)`)

@@ -41,6 +41,27 @@ function unexpectedErrors (server: Running): LogLine[] {
   return server.errors.filter((line) => !PURPOSEFUL.has(line.msg) && !PURPOSEFUL.has(String((line.err as { message?: string } | undefined)?.message)))
 }
 
+t.test('the oracle follows protocol.md on frames written by hand', async (t) => {
+  const owed = (data: string | Buffer, protocol: 'auto' | 'jsonrpc' = 'auto', binary = false): unknown => expectedIds({ kind: 'hand', data, binary }, { protocol })
+  t.same(owed('{"type":"ping","id":1}'), { close: null, ids: ['1'] }, 'an envelope with a number id')
+  t.same(owed('{"type":"ping","id":"a"}'), { close: null, ids: ['"a"'] }, 'an envelope with a string id')
+  t.same(owed('{"type":"ping","id":1.5}'), { close: null, ids: [] }, 'an envelope id that is not a safe integer is not readable')
+  t.same(owed(`{"type":"ping","id":"${'x'.repeat(129)}"}`), { close: null, ids: [] }, 'an envelope id of 129 characters is not readable')
+  t.same(owed('{"type":5,"id":7}'), { close: null, ids: ['7'] }, 'a bad type still owes the id')
+  t.same(owed('{"type":"x","id":8,"payload":{"__proto__":{"admin":true}}}'), { close: null, ids: ['8'] }, 'a forbidden key owes the id')
+  t.same(owed('{"type":"x","id":10,"payload":{"n":1e400}}'), { close: null, ids: ['10'] }, 'a non-finite number owes the id')
+  t.same(owed('not json'), { close: null, ids: [] }, 'bad JSON owes nothing')
+  t.same(owed('{"type":"ping","id":1}', 'auto', true), { close: null, ids: [] }, 'a binary frame owes nothing')
+  t.same(owed(Buffer.from([0x7B, 0xFF, 0x7D])), { close: 1007, ids: [] }, 'invalid UTF-8 owes a 1007 close')
+  t.same(owed('{"type":"x","pad":"' + 'p'.repeat(70_000) + '","id":1}'), { close: 1009, ids: [] }, 'a frame over 64 KiB owes a 1009 close')
+  t.same(owed('{"jsonrpc":"2.0","method":"m","id":1.5}'), { close: null, ids: ['1.5'] }, 'a JSON-RPC id may be any finite number')
+  t.same(owed('{"jsonrpc":"2.0","method":"m"}'), { close: null, ids: [] }, 'a notification owes nothing')
+  t.same(owed('{"jsonrpc":"2.0","method":"m","id":null}'), { close: null, ids: [] }, 'a null JSON-RPC id is not tracked')
+  t.same(owed('[{"jsonrpc":"2.0","method":"m","id":1},{"foo":"boo","id":"b"},5,{"jsonrpc":"2.0","method":"n"}]'), { close: null, ids: ['1', '"b"'] }, 'a JSON-RPC batch owes each request id, invalid requests included')
+  t.same(owed('{"type":"ping","id":3}', 'jsonrpc'), { close: null, ids: ['3'] }, 'an envelope on a jsonrpc route is an invalid request with its id')
+  t.same(owed('[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[{"id":1}]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]'), { close: null, ids: [] }, 'a too deep array owes nothing')
+})
+
 t.test('decoder: never throws, salvages exactly the ids the protocol calls readable, refuses every spelling of a forbidden key', async (t) => {
   const ids = new IdSource('p', 1_000_000)
   let checked = 0
@@ -73,6 +94,7 @@ t.test('hostile frames over real connections: every readable id answered, or a d
   let connection = 0
   let frames = 0
   let answered = 0
+  let owed = 0
   const closes = new Map<string, number>()
   await fc.assert(fc.asyncProperty(
     fc.array(hostileFrame({ closers: true }), { minLength: 1, maxLength: 40 }),
@@ -85,6 +107,7 @@ t.test('hostile frames over real connections: every readable id answered, or a d
       const report = await driveConnection(servers[profile].url, wire, { protocol, chunk })
       frames += report.sent
       answered += report.answered
+      owed += report.expected
       const label = `${profile}:${report.close?.code ?? 'client'}`
       closes.set(label, (closes.get(label) ?? 0) + 1)
       if (report.stalled) throw new Error(`${profile}: the sentinel was not answered on an open connection`)
@@ -98,6 +121,7 @@ t.test('hostile frames over real connections: every readable id answered, or a d
   ), { seed: SEED, numRuns: 300 })
   t.comment(`${frames} frames on ${connection} connections, ${answered} ids answered; closes ${JSON.stringify(Object.fromEntries(closes))}`)
   t.ok(frames > 1000, `${frames} hostile frames sent`)
+  t.ok(owed > 800, `${owed} ids owed by the oracle (sentinels aside): it owes ids, it does not only excuse them`)
   for (const [profile, server] of Object.entries(servers)) {
     t.same(unexpectedErrors(server), [], `${profile}: no error line but the handlers' own`)
     const fresh = await connect(server.url)
