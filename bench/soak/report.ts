@@ -18,6 +18,14 @@ interface Summary {
 const f = (n: number | undefined, digits = 1): string => n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits)
 const int = (n: number | undefined): string => n === undefined ? '–' : Math.round(n).toLocaleString('en-US').replace(/,/g, ' ')
 
+/** One section: a heading and a two-column table of figures. */
+function table (title: string, rows: Array<[string, string] | null>): string[] {
+  const out = [`### ${title}`, '', '| figure | value |', '|---|---|']
+  for (const row of rows) if (row !== null) out.push(`| ${row[0]} | ${row[1]} |`)
+  out.push('')
+  return out
+}
+
 export function renderReliability (doc: string, summary: Summary, resultFile: string): string {
   const begin = '<!-- soak:begin -->'
   const end = '<!-- soak:end -->'
@@ -32,60 +40,51 @@ export function renderReliability (doc: string, summary: Summary, resultFile: st
   out.push('')
   const c = r.connections
   if (c !== undefined) {
-    out.push('### 10 000 connections on one instance')
-    out.push('')
-    out.push('| figure | value |')
-    out.push('|---|---|')
-    out.push(`| connections open (each in one of ${int(c.connections / 100)} rooms) | ${int(c.connections)}, opened in ${f(c.openSeconds)} s |`)
-    if (c.overLimit !== null) out.push(`| one more client (default \`maxConnections\` 10 000) | ${String(c.overLimit)} |`)
-    out.push(`| server RSS per connection (after GC) | ${f(c.perConnection.rssKiB)} KiB (${f(c.rssBeforeMiB)} → ${f(c.rssAfterMiB)} MiB) |`)
-    out.push(`| server heap per connection (after GC) | ${f(c.perConnection.heapKiB)} KiB (${f(c.heapBeforeMiB)} → ${f(c.heapAfterMiB)} MiB) |`)
-    out.push(`| event-loop delay over ${f(c.steadySeconds, 0)} s steady: p50 / p99 / max | ${f(c.eventLoopDelayMs.p50, 2)} / ${f(c.eventLoopDelayMs.p99, 2)} / ${f(c.eventLoopDelayMs.max, 2)} ms |`)
-    out.push(`| server CPU over the steady period | ${f(c.serverCpuPercent)} % of one core |`)
-    out.push(`| room messages (10 per second, fan-out to ~100 members) | ${int(c.trickle.sent)} sent, ${int(c.trickle.acked)} acked, ${int(c.trickle.deliveriesReported)} deliveries reported |`)
-    out.push(`| heartbeat pass (ping every connection), 3 passes | ${c.heartbeat.tickMs.map((ms: number) => f(ms, 1)).join(', ')} ms for ${int(c.heartbeat.connections)} connections: ${f(c.heartbeat.usPerConnection, 2)} µs per connection per pass |`)
-    out.push('')
+    const hb = c.heartbeat
+    out.push(...table('10 000 connections on one instance', [
+      [`connections open (each in one of ${int(c.connections / 100)} rooms)`, `${int(c.connections)}, opened in ${f(c.openSeconds)} s`],
+      c.overLimit === null ? null : ['one more client (default `maxConnections` 10 000)', String(c.overLimit)],
+      ['server RSS per connection (after GC)', `${f(c.perConnection.rssKiB)} KiB (${f(c.rssBeforeMiB)} → ${f(c.rssAfterMiB)} MiB)`],
+      ['server heap per connection (after GC)', `${f(c.perConnection.heapKiB)} KiB (${f(c.heapBeforeMiB)} → ${f(c.heapAfterMiB)} MiB)`],
+      [`event-loop delay over ${f(c.steadySeconds, 0)} s steady: p50 / p99 / max`, `${f(c.eventLoopDelayMs.p50, 2)} / ${f(c.eventLoopDelayMs.p99, 2)} / ${f(c.eventLoopDelayMs.max, 2)} ms`],
+      ['server CPU over the steady period', `${f(c.serverCpuPercent)} % of one core`],
+      ['room messages (10 per second, fan-out to ~100 members)', `${int(c.trickle.sent)} sent, ${int(c.trickle.acked)} acked, ${int(c.trickle.deliveriesReported)} deliveries reported`],
+      hb.tickCpuMs === undefined
+        ? ['heartbeat pass (ping every connection), 3 passes, wall time', `${hb.tickMs.map((ms: number) => f(ms, 1)).join(', ')} ms for ${int(hb.connections)} connections`]
+        : ['heartbeat pass (ping every connection), 3 passes: CPU time (wall time)', `${hb.tickCpuMs.map((ms: number, i: number) => `${f(ms, 1)} (${f(hb.tickMs[i] as number, 1)})`).join(', ')} ms for ${int(hb.connections)} connections: ${f(hb.cpuUsPerConnection, 2)} µs of CPU per connection per pass`]
+    ]))
   }
   const ch = r.churn
   if (ch !== undefined) {
-    out.push('### 100 000 connect / message / close cycles')
-    out.push('')
-    out.push('| figure | value |')
-    out.push('|---|---|')
-    out.push(`| cycles (half closed with 1000, half reset with a TCP RST) | ${int(ch.cycles)} in ${f(ch.seconds, 0)} s (${int(ch.cyclesPerSecond)} per second), ${int(ch.failed)} failed |`)
-    out.push(`| server heap after GC, after ${int(ch.warmup)} warm-up cycles → at the end | ${f(ch.heapBeforeMiB, 2)} → ${f(ch.heapAfterMiB, 2)} MiB: **${f(ch.heapGrowthMiB, 2)} MiB** growth (limit 5 MiB) |`)
-    out.push(`| server RSS | ${f(ch.rssBeforeMiB)} → ${f(ch.rssAfterMiB)} MiB |`)
-    out.push(`| registries at the end | ${Object.entries(ch.registries).map(([k, v]) => `${k} ${String(v)}`).join(', ')} |`)
-    out.push(`| close codes seen by the server | ${Object.entries(ch.closedByCode ?? {}).map(([k, v]) => `${k}: ${int(v as number)}`).join(', ')} |`)
-    out.push('')
+    out.push(...table('100 000 connect / message / close cycles', [
+      ['cycles (half closed with 1000, half reset with a TCP RST)', `${int(ch.cycles)} in ${f(ch.seconds, 0)} s (${int(ch.cyclesPerSecond)} per second), ${int(ch.failed)} failed`],
+      [`server heap after GC, after ${int(ch.warmup)} warm-up cycles → at the end`, `${f(ch.heapBeforeMiB, 2)} → ${f(ch.heapAfterMiB, 2)} MiB: **${f(ch.heapGrowthMiB, 2)} MiB** growth (limit 5 MiB)`],
+      ['server RSS', `${f(ch.rssBeforeMiB)} → ${f(ch.rssAfterMiB)} MiB`],
+      ['registries at the end', Object.entries(ch.registries).map(([k, v]) => `${k} ${String(v)}`).join(', ')],
+      ['close codes seen by the server', Object.entries(ch.closedByCode ?? {}).map(([k, v]) => `${k}: ${int(v as number)}`).join(', ')]
+    ]))
   }
   const h = r.hostile
   if (h !== undefined) {
-    out.push('### 1 000 000 hostile frames')
-    out.push('')
-    out.push('| figure | value |')
-    out.push('|---|---|')
-    out.push(`| frames sent | ${int(h.frames)} in ${f(h.seconds, 0)} s: ${int(h.messageFrames)} message-level on ${int(h.connections)} connections, ${int(h.rawFrames)} byte-level on ${int(h.rawConnections)} raw TCP connections |`)
-    out.push(`| frames the server's routers received | ${Object.entries(h.framesReceivedByServer ?? {}).map(([k, v]) => `${k} ${int(v as number)}`).join(', ')} |`)
-    out.push(`| process exits, uncaught exceptions, unhandled rejections | ${h.faults === undefined ? 'process gone' : `0, ${int(h.faults.uncaught)}, ${int(h.faults.unhandled)}`} |`)
-    out.push(`| ids owed / answered / unanswered without a documented close | ${int(h.expected)} / ${int(h.answered)} / **${int(h.unanswered)}** |`)
-    out.push(`| closes by profile and code (\`client\`: the client closed at the end) | ${Object.entries(h.closes).sort().map(([k, v]) => `${k}: ${int(v as number)}`).join(', ')} |`)
-    out.push(`| closes with an undocumented code | ${Object.keys(h.undocumentedCloses).length === 0 ? 'none' : JSON.stringify(h.undocumentedCloses)} |`)
-    out.push(`| \`ws\` protocol errors counted | ${Object.entries(h.protocolErrors ?? {}).map(([k, v]) => `${k}: ${Object.entries(v as Record<string, number>).map(([code, n]) => `${code} ${int(n)}`).join(', ') || 'none'}`).join('; ')} |`)
-    out.push(`| error log lines (all from the handlers that throw on purpose) | ${int(h.errorLogLines)}, ${int(h.unexpectedErrorLogLines)} unexpected |`)
-    out.push(`| a fresh client served afterwards | ${Object.entries(h.fresh).map(([k, v]) => `${k} ${v === true ? 'yes' : 'NO'}`).join(', ')} |`)
-    out.push('')
+    out.push(...table('1 000 000 hostile frames', [
+      ['frames sent', `${int(h.frames)} in ${f(h.seconds, 0)} s: ${int(h.messageFrames)} message-level on ${int(h.connections)} connections, ${int(h.rawFrames)} byte-level on ${int(h.rawConnections)} raw TCP connections`],
+      ["frames the server's routers received", Object.entries(h.framesReceivedByServer ?? {}).map(([k, v]) => `${k} ${int(v as number)}`).join(', ')],
+      ['process exits, uncaught exceptions, unhandled rejections', h.faults === undefined ? 'process gone' : `0, ${int(h.faults.uncaught)}, ${int(h.faults.unhandled)}`],
+      ['ids owed / answered / unanswered without a documented close', `${int(h.expected)} / ${int(h.answered)} / **${int(h.unanswered)}**`],
+      ['closes by profile and code (`client`: the client closed at the end)', Object.entries(h.closes).sort().map(([k, v]) => `${k}: ${int(v as number)}`).join(', ')],
+      ['closes with an undocumented code', Object.keys(h.undocumentedCloses).length === 0 ? 'none' : JSON.stringify(h.undocumentedCloses)],
+      ['`ws` protocol errors counted', Object.entries(h.protocolErrors ?? {}).map(([k, v]) => `${k}: ${Object.entries(v as Record<string, number>).map(([code, n]) => `${code} ${int(n)}`).join(', ') || 'none'}`).join('; ')],
+      ['error log lines (all from the handlers that throw on purpose)', `${int(h.errorLogLines)}, ${int(h.unexpectedErrorLogLines)} unexpected`],
+      ['a fresh client served afterwards', Object.entries(h.fresh).map(([k, v]) => `${k} ${v === true ? 'yes' : 'NO'}`).join(', ')]
+    ]))
   }
-  const s = r.shutdown
-  if (s !== undefined) {
-    out.push('### Shutdown with 1 000 clients, 10 % stalled')
-    out.push('')
-    out.push('| figure | value |')
-    out.push('|---|---|')
-    out.push(`| clients / stalled (bytes stuck in the server's buffer) | ${int(s.clients)} / ${int(s.filled)} of ${int(s.stalled)} |`)
-    out.push(`| \`close()\` resolved in | ${int(s.closeMs)} ms (grace ${int(s.graceMs)} ms; limit grace + 1 s) |`)
-    out.push(`| close codes of the reading clients | ${Object.entries(s.readerCodes).map(([k, v]) => `${k}: ${int(v as number)}`).join(', ')} |`)
-    out.push('')
+  const shutdown = r.shutdown as Record<string, any> | undefined
+  for (const s of Object.values(shutdown ?? {})) {
+    out.push(...table(`Shutdown with 1 000 clients, 10 % stalled: ${String(s.label)}`, [
+      ["clients / stalled (bytes stuck in the server's buffer)", `${int(s.clients)} / ${int(s.filled)} of ${int(s.stalled)}`],
+      ['`close()`', `${s.closeError === null ? 'resolved' : `**rejected** (\`${String(s.closeError).trim().split(' ')[0] ?? ''}\`)`} after ${int(s.closeMs)} ms (grace ${int(s.graceMs)} ms; limit grace + 1 s)`],
+      ['close codes of the reading clients', Object.entries(s.readerCodes).map(([k, v]) => `${k}: ${int(v as number)}`).join(', ')]
+    ]))
   }
   return doc.slice(0, from + begin.length) + '\n' + out.join('\n') + '\n' + doc.slice(to)
 }
