@@ -19,7 +19,8 @@
  * Options: --scale <f> (multiplies every count; default 1), --phases
  * <list> (default all), --seed <n>, --record / --no-record (write
  * docs/reliability.md and bench/results/soak-*.json; default: only at
- * scale 1). Exit code 1 when a requirement fails. Run it under `nice -n 19`
+ * scale 1), --render <results.json> (only write docs/reliability.md again
+ * from a recorded run). Exit code 1 when a requirement fails. Run it under `nice -n 19`
  * on a shared machine; it is not part of `npm test`.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -47,7 +48,16 @@ function flag (name: string): string | undefined {
   return at === -1 ? undefined : argv[at + 1]
 }
 if (argv.includes('--help')) {
-  console.log('npm run soak [-- --scale 0.01] [--phases connections,churn,hostile,shutdown] [--seed 1] [--record|--no-record]')
+  console.log('npm run soak [-- --scale 0.01] [--phases connections,churn,hostile,shutdown] [--seed 1] [--record|--no-record] [--render bench/results/soak-<time>.json]')
+  process.exit(0)
+}
+const renderFrom = flag('render')
+if (renderFrom !== undefined) {
+  // Write docs/reliability.md's figures again from a recorded run, without running anything.
+  const { renderReliability } = await import('./soak/report.js')
+  const docs = join(root, 'docs', 'reliability.md')
+  writeFileSync(docs, renderReliability(readFileSync(docs, 'utf8'), JSON.parse(readFileSync(join(root, renderFrom), 'utf8')), renderFrom))
+  console.log(`docs/reliability.md rendered from ${renderFrom}`)
   process.exit(0)
 }
 const scale = Number(flag('scale') ?? 1)
