@@ -96,7 +96,7 @@ function verify (ok: boolean, what: string): void {
 // The server process
 
 interface Memory { rss: number, heapUsed: number, heapTotal: number, external: number, arrayBuffers: number }
-interface Registries { connections: number, admissions: number, deadlines: number, rooms: number, users: number }
+type Registries = Record<string, number>
 interface ServerStats {
   memory: Memory
   cpu: { user: number, system: number }

@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import type { FastifyInstance } from 'fastify'
 import { decodeFrame } from '../lib/envelope.js'
 import { looksLikeJsonRpc } from '../lib/jsonrpc.js'
-import { buildHostileApp, type HostileProfile } from './helpers/hostile-app.js'
+import { buildHostileApp, registries, type HostileProfile } from './helpers/hostile-app.js'
 import { driveConnection, driveRaw, violations } from './helpers/hostile-client.js'
 import { expectedIds, hostileFrame, IdSource, idKey, rawScenario, render } from './helpers/hostile.js'
 import { logSink, type LogLine } from './helpers/server.js'
@@ -122,6 +122,9 @@ t.test('hostile frames over real connections: every readable id answered, or a d
   t.comment(`${frames} frames on ${connection} connections, ${answered} ids answered; closes ${JSON.stringify(Object.fromEntries(closes))}`)
   t.ok(frames > 1000, `${frames} hostile frames sent`)
   t.ok(owed > 800, `${owed} ids owed by the oracle (sentinels aside): it owes ids, it does not only excuse them`)
+  const builtins = servers.fuzz.app.wsRouter.getStats().builtins
+  t.comment(`built-ins reached on fuzz: ${JSON.stringify(builtins)}`)
+  t.ok((builtins['agent.started'] ?? 0) > 0, 'agent runs were started among the hostile frames, and are released below')
   for (const [profile, server] of Object.entries(servers)) {
     t.same(unexpectedErrors(server), [], `${profile}: no error line but the handlers' own`)
     const fresh = await connect(server.url)
@@ -173,8 +176,10 @@ t.test('byte-level frames on raw TCP: the documented close code, earlier message
 
 async function waitUntilEmpty (app: FastifyInstance): Promise<void> {
   const deadline = Date.now() + 5000
-  while (app.wsRouter.connectionCount !== 0 || app.wsRouter.admissions.size !== 0 || app.wsRouter.sweeper.size !== 0) {
-    if (Date.now() > deadline) throw new Error(`still ${app.wsRouter.connectionCount} connections, ${app.wsRouter.admissions.size} admissions, ${app.wsRouter.sweeper.size} deadlines`)
+  for (;;) {
+    const left = registries(app)
+    if (Object.values(left).every((n) => n === 0)) return
+    if (Date.now() > deadline) throw new Error(`registries not empty: ${JSON.stringify(left)}`)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }

@@ -15,7 +15,7 @@
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import type { FastifyInstance } from 'fastify'
 import type { WsRouterOptions } from '../../lib/index.js'
-import { buildHostileApp, type HostileProfile } from '../../test/helpers/hostile-app.js'
+import { buildHostileApp, registries, type HostileProfile } from '../../test/helpers/hostile-app.js'
 
 const faults = { uncaught: 0, unhandled: 0, first: [] as string[] }
 process.on('uncaughtException', (err) => {
@@ -62,19 +62,6 @@ function memory (): NodeJS.MemoryUsage {
 function collect (): NodeJS.MemoryUsage {
   for (let i = 0; i < 3; i++) gc?.()
   return memory()
-}
-
-/** Registries that must be back to zero once every client is gone. */
-function registries (app: FastifyInstance): Record<string, number> {
-  const router = app.wsRouter
-  const stats = router.getStats()
-  return {
-    connections: router.connectionCount,
-    admissions: router.admissions.size,
-    deadlines: router.sweeper.size,
-    rooms: stats.rooms,
-    users: stats.users
-  }
 }
 
 type Command =

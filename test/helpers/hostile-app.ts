@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { WsRouterError, wsRouter, type AgentStep, type WsRouterOptions } from '../../lib/index.js'
+import { agentRunsOf, typingTrackerOf } from '../../lib/handlers/index.js'
 
 /**
  * The server the hostile frames are aimed at, shared by the property tests
@@ -52,4 +53,22 @@ export async function buildHostileApp (profile: HostileProfile, logger: FastifyS
   router.method('slow', async () => { await new Promise((resolve) => setTimeout(resolve, 2)); return 'slow' })
   router.method('refuse', () => { throw new WsRouterError('FORBIDDEN', 'refused on purpose') })
   return app
+}
+
+/**
+ * Every registry a connection can leave something in: each must be back to
+ * zero once the clients are gone (through test-only accessors).
+ */
+export function registries (app: FastifyInstance): Record<string, number> {
+  const router = app.wsRouter
+  const stats = router.getStats()
+  return {
+    connections: router.connectionCount,
+    admissions: router.admissions.size,
+    deadlines: router.sweeper.size,
+    rooms: stats.rooms,
+    users: stats.users,
+    typing: typingTrackerOf(router)?.connections ?? 0,
+    agentRuns: agentRunsOf(router)?.size ?? 0
+  }
 }

@@ -375,6 +375,23 @@ const jsonRpcBatch = fc.oneof(
   fc.array(fc.oneof({ weight: 5, arbitrary: jsonRpcRequest }, { weight: 1, arbitrary: jsonish }), { minLength: 1, maxLength: 40 })
 )
 
+/**
+ * Well-formed frames that leave state behind (room memberships, typing
+ * indicators, agent runs), so that the hostile frames around them, and the
+ * closes they cause, test that every registry is released.
+ */
+const ROOMS = ['lobby', 'r1']
+const stateful = fc.tuple(fc.constantFrom(...ROOMS), anyId, fc.string({ minLength: 1, maxLength: 40 })).chain(([room, id, text]) => fc.constantFrom(
+  { type: 'join', id, payload: { room } },
+  { type: 'typing_started', id, payload: { room } },
+  { type: 'typing_stopped', id, payload: { room } },
+  { type: 'user_message', id, payload: { room, text } },
+  { type: 'start_agent', id, payload: { input: text } },
+  { type: 'start_agent', id, payload: { input: text, room } },
+  { type: 'leave', id, payload: { room } },
+  { type: 'slow', id }
+))
+
 const mutation: fc.Arbitrary<TextMutation | null> = fc.oneof(
   { weight: 40, arbitrary: fc.constant(null) },
   { weight: 3, arbitrary: fc.double({ min: 0, max: 1, noNaN: true }).map((at) => ({ kind: 'truncate' as const, at })) },
@@ -401,6 +418,7 @@ function template (kind: string, value: unknown, mutated: TextMutation | null = 
 export function hostileFrame (options: { closers?: boolean } = {}): fc.Arbitrary<FrameTemplate> {
   const arbitraries: Array<fc.WeightedArbitrary<FrameTemplate>> = [
     { weight: 30, arbitrary: fc.tuple(envelope, mutation).map(([v, m]) => template('envelope', v, m)) },
+    { weight: 12, arbitrary: stateful.map((v) => template('stateful', v)) },
     { weight: 6, arbitrary: fc.tuple(anyId, deepValue, fc.constantFrom(...HOSTILE_APP_TYPES, 'ping')).map(([id, payload, type]) => template('deep', { type, id, payload })) },
     { weight: 6, arbitrary: fc.tuple(anyId, prototypeKeyed, fc.constantFrom(...HOSTILE_APP_TYPES, 'join', 'ping')).map(([id, payload, type]) => template('prototype-key', { type, id, payload })) },
     { weight: 3, arbitrary: fc.tuple(anyId, prototypeKeyed).map(([id, extra]) => template('prototype-key-top', { ...(extra as object), type: 'echo', id })) },
