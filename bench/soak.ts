@@ -23,7 +23,7 @@
  * from a recorded run). Exit code 1 when a requirement fails. Run it under `nice -n 19`
  * on a shared machine; it is not part of `npm test`.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type net from 'node:net'
 import { cpus, loadavg, tmpdir } from 'node:os'
@@ -589,6 +589,17 @@ async function phaseShutdown (): Promise<Record<string, unknown>> {
 // ---------------------------------------------------------------------------
 // Run and record
 
+/** The commit the run measured, marked when the tree had uncommitted changes. */
+function gitCommit (): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim() !== ''
+    return dirty ? `${head} (with uncommitted changes)` : head
+  } catch {
+    return 'unknown'
+  }
+}
+
 const results: Record<string, unknown> = {}
 const runStarted = new Date()
 const machine = { nproc: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, loadavgAtStart: loadavg() }
@@ -603,7 +614,7 @@ console.log(`\nsoak: ${fmt(totalSeconds, 0)} s, ${failures.length} requirement(s
 if (record) {
   const stamp = runStarted.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')
   const file = join(root, 'bench', 'results', `soak-${stamp}.json`)
-  const summary = { startedAt: runStarted.toISOString(), totalSeconds, scale, seed, machine, loadavgAtEnd: loadavg(), failures, results }
+  const summary = { startedAt: runStarted.toISOString(), commit: gitCommit(), totalSeconds, scale, seed, machine, loadavgAtEnd: loadavg(), failures, results }
   writeFileSync(file, JSON.stringify(summary, null, 2) + '\n')
   const { renderReliability } = await import('./soak/report.js')
   const docs = join(root, 'docs', 'reliability.md')
