@@ -43,6 +43,7 @@ export async function buildHostileApp (profile: HostileProfile, logger: FastifyS
   })
   const router = app.wsRouter
   router.on('echo', { schema: Type.Object({ text: Type.String({ maxLength: 1000 }) }) }, (payload) => ({ text: payload.text }))
+  router.on('quiet', () => {})
   router.on('throw', () => { throw new Error('handler failed on purpose') })
   router.on('refuse', () => { throw new WsRouterError('FORBIDDEN', 'refused on purpose') })
   router.on('slow', async () => { await new Promise((resolve) => setTimeout(resolve, 2)); return { slow: true } })

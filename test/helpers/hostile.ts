@@ -250,7 +250,7 @@ export function answeredIds (text: string): string[] {
 const BUILTIN_TYPES = ['ping', 'heartbeat', 'pong', 'heartbeat_ack', 'connect', 'join', 'leave', 'typing_started',
   'typing_stopped', 'user_message', 'start_agent', 'stop_agent', 'client_error', 'batch']
 /** Registered by test/helpers/hostile-app.ts. */
-export const HOSTILE_APP_TYPES = ['echo', 'throw', 'refuse', 'slow', 'big']
+export const HOSTILE_APP_TYPES = ['echo', 'quiet', 'throw', 'refuse', 'slow', 'big']
 export const HOSTILE_APP_METHODS = ['subtract', 'sum', 'throw', 'slow', 'refuse']
 const PROTOTYPE_NAMES = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__', 'rpc.discover']
 
