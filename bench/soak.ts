@@ -409,7 +409,7 @@ async function phaseHostile (): Promise<Record<string, unknown>> {
   const arbitrary = hostileFrame()
   const closing = hostileFrame({ closers: true })
   const raw = rawScenario()
-  const totals = { frames: 0, messageFrames: 0, rawFrames: 0, connections: 0, rawConnections: 0, expected: 0, answered: 0, stalled: 0 }
+  const totals = { frames: 0, messageFrames: 0, rawFrames: 0, connections: 0, rawConnections: 0, expected: 0, answered: 0, stalled: 0, rateLimitedBatchIds: 0 }
   const closes = new Map<string, number>()
   const undocumented = new Map<string, number>()
   const mismatched: string[] = []
@@ -434,6 +434,7 @@ async function phaseHostile (): Promise<Record<string, unknown>> {
     totals.messageFrames += report.sent
     totals.expected += report.expected
     totals.answered += report.answered
+    totals.rateLimitedBatchIds += report.rateLimitedBatch.length
     if (report.stalled) totals.stalled++
     const code = report.close?.code
     bump(closes, `${profile}:${code ?? 'client'}`)
@@ -490,7 +491,7 @@ async function phaseHostile (): Promise<Record<string, unknown>> {
   rmSync(dir, { recursive: true, force: true })
 
   console.log(`  ${totals.frames} frames in ${fmt(seconds, 0)} s: ${totals.messageFrames} message-level on ${totals.connections} connections, ${totals.rawFrames} byte-level on ${totals.rawConnections} raw connections`)
-  console.log(`  ids: ${totals.expected} owed, ${totals.answered} answered; closes ${JSON.stringify(Object.fromEntries(closes))}`)
+  console.log(`  ids: ${totals.expected} owed, ${totals.answered} answered, ${totals.rateLimitedBatchIds} requests of rate-limited JSON-RPC batches unanswered (documented limit); closes ${JSON.stringify(Object.fromEntries(closes))}`)
   verify(totals.frames >= N_HOSTILE, `${N_HOSTILE} hostile frames sent within the time cap (${totals.frames})`)
   verify(alive, `the server process did not exit (${String(server.exitCode ?? server.exitSignal ?? 'alive')})`)
   verify(stats !== null && stats.faults.uncaught === 0 && stats.faults.unhandled === 0, `0 uncaught exceptions, 0 unhandled rejections ${JSON.stringify(stats?.faults ?? null)}`)

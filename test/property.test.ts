@@ -57,7 +57,7 @@ t.test('the oracle follows protocol.md on frames written by hand', async (t) => 
   t.same(owed('{"jsonrpc":"2.0","method":"m","id":1.5}'), { close: null, ids: ['1.5'] }, 'a JSON-RPC id may be any finite number')
   t.same(owed('{"jsonrpc":"2.0","method":"m"}'), { close: null, ids: [] }, 'a notification owes nothing')
   t.same(owed('{"jsonrpc":"2.0","method":"m","id":null}'), { close: null, ids: [] }, 'a null JSON-RPC id is not tracked')
-  t.same(owed('[{"jsonrpc":"2.0","method":"m","id":1},{"foo":"boo","id":"b"},5,{"jsonrpc":"2.0","method":"n"}]'), { close: null, ids: ['1', '"b"'] }, 'a JSON-RPC batch owes each request id, invalid requests included')
+  t.same(owed('[{"jsonrpc":"2.0","method":"m","id":1},{"foo":"boo","id":"b"},5,{"jsonrpc":"2.0","method":"n"}]'), { close: null, ids: ['1', '"b"'], batch: true }, 'a JSON-RPC batch owes each request id, invalid requests included')
   t.same(owed('{"type":"ping","id":3}', 'jsonrpc'), { close: null, ids: ['3'] }, 'an envelope on a jsonrpc route is an invalid request with its id')
   t.same(owed('[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[{"id":1}]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]'), { close: null, ids: [] }, 'a too deep array owes nothing')
 })
@@ -95,6 +95,7 @@ t.test('hostile frames over real connections: every readable id answered, or a d
   let frames = 0
   let answered = 0
   let owed = 0
+  let rateLimitedBatch = 0
   const closes = new Map<string, number>()
   await fc.assert(fc.asyncProperty(
     fc.array(hostileFrame({ closers: true }), { minLength: 1, maxLength: 40 }),
@@ -108,6 +109,7 @@ t.test('hostile frames over real connections: every readable id answered, or a d
       frames += report.sent
       answered += report.answered
       owed += report.expected
+      rateLimitedBatch += report.rateLimitedBatch.length
       const label = `${profile}:${report.close?.code ?? 'client'}`
       closes.set(label, (closes.get(label) ?? 0) + 1)
       if (report.stalled) throw new Error(`${profile}: the sentinel was not answered on an open connection`)
@@ -119,7 +121,7 @@ t.test('hostile frames over real connections: every readable id answered, or a d
       }
     }
   ), { seed: SEED, numRuns: 300 })
-  t.comment(`${frames} frames on ${connection} connections, ${answered} ids answered; closes ${JSON.stringify(Object.fromEntries(closes))}`)
+  t.comment(`${frames} frames on ${connection} connections, ${answered} ids answered, ${rateLimitedBatch} requests of rate-limited JSON-RPC batches unanswered (documented limit); closes ${JSON.stringify(Object.fromEntries(closes))}`)
   t.ok(frames > 1000, `${frames} hostile frames sent`)
   t.ok(owed > 800, `${owed} ids owed by the oracle (sentinels aside): it owes ids, it does not only excuse them`)
   const builtins = servers.fuzz.app.wsRouter.getStats().builtins
@@ -139,6 +141,18 @@ t.test('hostile frames over real connections: every readable id answered, or a d
     fresh.ws.terminate()
     await t.resolves(waitUntilEmpty(server.app), `${profile}: every connection released`)
   }
+})
+
+t.test('the documented limit: a JSON-RPC batch refused by the rate limit on an auto route gets one error without an id', async (t) => {
+  const server = await start('default')
+  t.teardown(() => server.app.close())
+  // 250 pings at once use up the burst of 200; the batch after them is refused before it is told apart.
+  const pings = Array.from({ length: 250 }, (_, i) => ({ kind: 'ping', binary: false, data: JSON.stringify({ type: 'ping', id: `p${i}` }) }))
+  const batch = { kind: 'jsonrpc-batch', binary: false, data: JSON.stringify([{ jsonrpc: '2.0', method: 'sum', params: [1, 2], id: 'b1' }]) }
+  const report = await driveConnection(server.url, [...pings, batch], { protocol: 'auto', chunk: 300, answerTimeoutMs: 1000 })
+  t.equal(report.rateLimitedWithoutId, true, 'an id-less RATE_LIMITED came back')
+  t.same(report.rateLimitedBatch.map((u) => u.key), ['"b1"'], "the batch's request is counted apart, as the documented limit")
+  t.same(report.unanswered, [], 'every other id was answered (the refused pings with RATE_LIMITED and their ids)')
 })
 
 t.test('byte-level frames on raw TCP: the documented close code, earlier messages answered, the server unharmed', async (t) => {

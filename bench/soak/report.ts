@@ -72,6 +72,7 @@ export function renderReliability (doc: string, summary: Summary, resultFile: st
       ["frames the server's routers received (sentinels and the raw connections' valid messages included)", Object.entries(h.framesReceivedByServer ?? {}).map(([k, v]) => `${k} ${int(v as number)}`).join(', ')],
       ['process exits, uncaught exceptions, unhandled rejections', h.faults === undefined ? 'process gone' : `0, ${int(h.faults.uncaught)}, ${int(h.faults.unhandled)}`],
       ['ids owed by the oracle / answers matched to an owed id, sentinels included / owed ids unanswered without a documented close', `${int(h.expected)} / ${int(h.answered)} / **${int(h.unanswered)}**`],
+      h.rateLimitedBatchIds === undefined ? null : ['requests of JSON-RPC batches refused whole by the rate limit, unanswered (the documented limit)', int(h.rateLimitedBatchIds)],
       ['closes by profile and code (`client`: the client closed at the end)', Object.entries(h.closes).sort().map(([k, v]) => `${k}: ${int(v as number)}`).join(', ')],
       ['closes with an undocumented code', Object.keys(h.undocumentedCloses).length === 0 ? 'none' : JSON.stringify(h.undocumentedCloses)],
       ['`ws` protocol errors counted', Object.entries(h.protocolErrors ?? {}).map(([k, v]) => `${k}: ${Object.entries(v as Record<string, number>).map(([code, n]) => `${code} ${int(n)}`).join(', ') || 'none'}`).join('; ')],

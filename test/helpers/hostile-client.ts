@@ -11,7 +11,10 @@ import { answeredIds, expectedIds, idKey, encodeRawFrame, OPCODE, type OracleLim
  * it, unless the connection was closed first with a documented close code
  * (DOCUMENTED_CLOSE_CODES); an id still unanswered on an open connection,
  * or on a connection that ended any other way (1006: no close frame), is a
- * violation.
+ * violation. One documented limit is counted apart: the requests of a
+ * JSON-RPC batch on an `auto` route, on a connection that got a
+ * `RATE_LIMITED` error without an id (the rate limit refuses such a batch
+ * whole, before it is told apart from an envelope).
  */
 
 /** Close codes of docs/protocol.md#close-codes that the server sends with a close frame. */
@@ -29,12 +32,14 @@ export interface ConnectionReport {
   expected: number
   answered: number
   unanswered: Unanswered[]
+  /** Unanswered requests of JSON-RPC batches on a connection that got an id-less RATE_LIMITED: the documented limit. */
+  rateLimitedBatch: Unanswered[]
   /** The close the client saw; null when it closed the connection itself at the end. */
   close: { code: number, reason: string } | null
   /** A frame that must close the connection was sent; its code. */
   expectedClose: number | null
-  /** Some frame was refused by the rate limit (its error carries no id when the frame is a JSON-RPC batch). */
-  rateLimited: boolean
+  /** Some frame was refused by the rate limit with an error that carries no id. */
+  rateLimitedWithoutId: boolean
   /** The sentinel after a chunk got no answer in time while the connection stayed open. */
   stalled: boolean
 }
@@ -76,13 +81,13 @@ class Waiter {
 export async function driveConnection (url: string, frames: readonly WireFrame[], options: DriveOptions): Promise<ConnectionReport> {
   const answerTimeoutMs = options.answerTimeoutMs ?? 10_000
   const ws = new WebSocket(url, { perMessageDeflate: false })
-  const owed = new Map<string, { count: number, kind: string }>()
-  const report: ConnectionReport = { sent: 0, expected: 0, answered: 0, unanswered: [], close: null, expectedClose: null, rateLimited: false, stalled: false }
+  const owed = new Map<string, { count: number, kind: string, batch: boolean }>()
+  const report: ConnectionReport = { sent: 0, expected: 0, answered: 0, unanswered: [], rateLimitedBatch: [], close: null, expectedClose: null, rateLimitedWithoutId: false, stalled: false }
   const waiter = new Waiter()
   let closed = false
   ws.on('message', (data) => {
     const text = data.toString()
-    if (text.includes('"RATE_LIMITED"')) report.rateLimited = true
+    if (text.includes('"RATE_LIMITED"') && !text.includes('"id":')) report.rateLimitedWithoutId = true
     for (const key of answeredIds(text)) {
       const entry = owed.get(key)
       if (entry === undefined) continue
@@ -114,7 +119,7 @@ export async function driveConnection (url: string, frames: readonly WireFrame[]
       const expectation = expectedIds(frame, options)
       for (const key of expectation.ids) {
         const entry = owed.get(key)
-        if (entry === undefined) owed.set(key, { count: 1, kind: frame.kind })
+        if (entry === undefined) owed.set(key, { count: 1, kind: frame.kind, batch: expectation.batch === true })
         else entry.count++
         report.expected++
       }
@@ -128,7 +133,7 @@ export async function driveConnection (url: string, frames: readonly WireFrame[]
     if (report.expectedClose !== null) break
     if (closed || ws.readyState !== WebSocket.OPEN) break
     const probe = sentinel(chunks++)
-    owed.set(probe.key, { count: 1, kind: 'sentinel' })
+    owed.set(probe.key, { count: 1, kind: 'sentinel', batch: false })
     ws.send(probe.text)
     if (!await waiter.until(() => closed || !owed.has(probe.key), answerTimeoutMs)) {
       report.stalled = true
@@ -144,7 +149,8 @@ export async function driveConnection (url: string, frames: readonly WireFrame[]
     report.close = null
   }
   for (const [key, entry] of owed) {
-    for (let i = 0; i < entry.count; i++) report.unanswered.push({ key, kind: entry.kind })
+    const list = entry.batch && report.rateLimitedWithoutId ? report.rateLimitedBatch : report.unanswered
+    for (let i = 0; i < entry.count; i++) list.push({ key, kind: entry.kind })
   }
   return report
 }

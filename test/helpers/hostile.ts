@@ -185,10 +185,15 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 /** What the server must do with one frame, by docs/protocol.md. */
 export type Expectation =
-  /** Answer each of these ids (keys by `idKey`) at least once. */
-  | { readonly close: null, readonly ids: readonly string[] }
+  /**
+   * Answer each of these ids (keys by `idKey`) at least once. `batch`: the
+   * frame is a JSON-RPC batch on an `auto` route, which the rate limit
+   * refuses whole with one envelope error without an id (protocol.md,
+   * "frames that fail before they can be told apart").
+   */
+  | { readonly close: null, readonly ids: readonly string[], readonly batch?: true }
   /** Close the connection with this code; nothing is owed. */
-  | { readonly close: number, readonly ids: readonly [] }
+  | { readonly close: number, readonly ids: readonly [], readonly batch?: undefined }
 
 export interface OracleLimits {
   readonly protocol: 'auto' | 'jsonrpc'
@@ -225,7 +230,8 @@ export function expectedIds (frame: WireFrame, limits: OracleLimits): Expectatio
     return { close: null, ids: id === undefined ? [] : [idKey(id)] }
   }
   if (limits.protocol === 'jsonrpc' || Array.isArray(parsed) || (isPlainObject(parsed) && hasOwn(parsed, 'jsonrpc'))) {
-    return { close: null, ids: jsonRpcIds(parsed) }
+    const ids = jsonRpcIds(parsed)
+    return limits.protocol === 'auto' && Array.isArray(parsed) && ids.length > 0 ? { close: null, ids, batch: true } : { close: null, ids }
   }
   if (!isPlainObject(parsed)) return { close: null, ids: [] }
   const id = envelopeId(parsed.id)
