@@ -261,7 +261,7 @@ class WsClient {
     if (this.state === 'closed') return
     let socket: WebSocketLike
     try {
-      socket = token === undefined ? new this.WebSocketImpl(this.options.url) : new this.WebSocketImpl(this.options.url, ['bearer', token])
+      socket = (token === undefined ? new this.WebSocketImpl(this.options.url) : new this.WebSocketImpl(this.options.url, ['bearer', token])) as WebSocketLike
     } catch (err) {
       // A malformed URL: no attempt will ever succeed.
       this.shutdown({ code: 1006, reason: (err as Error).message })

@@ -10,6 +10,6 @@ export { AgentRun } from './agent.js'
 export { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js'
 export type {
   AgentEvent, Clock, ClientValidator, EventType, Frame, PayloadArgs, RequestOptions, RequestPayload, RequestReply, RequestType,
-  ServerEventPayload, WebSocketConstructor, WebSocketLike, WithBuiltins
+  ServerEventPayload, WebSocketConstructor, WebSocketLike
 } from './types.js'
 export type { AnyContract, Contract, MessageSpec, MessagePayload, MessageReply, EventPayload } from '../contracts.js'

@@ -32,7 +32,12 @@ export interface WebSocketLike {
   onclose: ((event: { code: number, reason: string }) => void) | null
 }
 
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike
+/**
+ * A WebSocket class: the global one, or `ws`. Its instances are used through
+ * `WebSocketLike`; the instance type is left open so that classes whose
+ * event types are richer (`ws`, the DOM's) fit without a cast.
+ */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => object
 
 /** Per-request options. */
 export interface RequestOptions {
@@ -52,19 +57,22 @@ export type PayloadArgs<P> = undefined extends P
   ? [payload?: P, options?: RequestOptions]
   : [payload: P, options?: RequestOptions]
 
-type Merge<Base, Own> = string extends keyof Own ? Base & Own : Omit<Base, keyof Own> & Own
+type Builtins = BuiltinContract
 
-/** An app's contract with the built-in types added (the app's own win on a clash). */
-export interface WithBuiltins<C extends Contract> extends Contract {
-  readonly messages: Merge<BuiltinContract['messages'], C['messages']>
-  readonly events: Merge<BuiltinContract['events'], C['events']>
-}
+/** Every message type the client may send: the contract's and the built-ins (the contract's own win on a clash). */
+export type RequestType<C extends Contract> = (keyof C['messages'] | keyof Builtins['messages']) & string
+/** Every server event the client may listen to. */
+export type EventType<C extends Contract> = (keyof C['events'] | keyof Builtins['events']) & string
 
-export type RequestType<C extends Contract> = keyof WithBuiltins<C>['messages'] & string
-export type EventType<C extends Contract> = keyof WithBuiltins<C>['events'] & string
-export type RequestPayload<C extends Contract, K extends RequestType<C>> = MessagePayload<WithBuiltins<C>, K>
-export type RequestReply<C extends Contract, K extends RequestType<C>> = MessageReply<WithBuiltins<C>, K>
-export type ServerEventPayload<C extends Contract, K extends EventType<C>> = EventPayload<WithBuiltins<C>, K>
+/** `true` when the contract itself declares `K` (an untyped contract declares nothing). */
+type Declares<Table, K> = string extends keyof Table ? false : K extends keyof Table ? true : false
+
+export type RequestPayload<C extends Contract, K extends RequestType<C>> =
+  Declares<C['messages'], K> extends true ? MessagePayload<C, K> : K extends keyof Builtins['messages'] ? MessagePayload<Builtins, K> : unknown
+export type RequestReply<C extends Contract, K extends RequestType<C>> =
+  Declares<C['messages'], K> extends true ? MessageReply<C, K> : K extends keyof Builtins['messages'] ? MessageReply<Builtins, K> : unknown
+export type ServerEventPayload<C extends Contract, K extends EventType<C>> =
+  Declares<C['events'], K> extends true ? EventPayload<C, K & keyof C['events']> : K extends keyof Builtins['events'] ? EventPayload<Builtins, K> : unknown
 
 /** One event of an agent run, as `startAgent()` yields it. */
 export type AgentEvent = {
