@@ -34,6 +34,14 @@ t.test(`a server restart under ${CLIENTS} clients: all reconnect, spread by the 
   await waitFor(() => clients.every((c) => c.state === 'open'), 30_000, 'every client open')
   const firstIds = new Set(clients.map((c) => c.connectionId))
 
+  const firstDelays: number[] = []
+  for (const client of clients) {
+    const off = client.on('state', (state, info) => {
+      if (state !== 'reconnecting') return
+      firstDelays.push(info.delayMs ?? -1)
+      off()
+    })
+  }
   const upgrades: number[] = []
   const restartedAt = performance.now()
   await first.close()
@@ -57,9 +65,15 @@ t.test(`a server restart under ${CLIENTS} clients: all reconnect, spread by the 
   t.comment(`restart storm: ${CLIENTS} clients, ${upgrades.length} upgrade requests on the new server (listening ${listeningAfterMs.toFixed(0)} ms after close began), ` +
     `first ${offsets[0]?.toFixed(0)} ms, last ${offsets.at(-1)?.toFixed(0)} ms, spread ${spanMs.toFixed(0)} ms, ` +
     `peak ${peak100} per 100 ms, peak ${peak1000} per second, mean ${(upgrades.length / (spanMs / 1000)).toFixed(0)} per second`)
-  // Full jitter over the first 500 ms puts about 40 in each 100 ms; a burst
-  // would put all of them in one. Generous bounds: this measures the spread,
-  // the figures above are the measurement.
-  t.ok(spanMs >= 200, `reconnects spread over ${spanMs.toFixed(0)} ms`)
-  t.ok(peak100 <= CLIENTS / 2, `no more than half of the clients within any 100 ms (${peak100})`)
+  // The arrival times above also carry this process's event-loop stalls
+  // (server and 200 clients share it), so the jitter itself is checked on
+  // the delays the clients chose: full jitter over the first 500 ms puts
+  // about 40 in each 100 ms, a storm would put all 200 in one.
+  t.equal(firstDelays.length, CLIENTS, 'every client scheduled a reconnect')
+  t.ok(firstDelays.every((d) => d >= 0 && d < 500), 'first delays within [0, 500) ms')
+  const buckets = new Array<number>(5).fill(0)
+  for (const d of firstDelays) buckets[Math.floor(d / 100)] = (buckets[Math.floor(d / 100)] ?? 0) + 1
+  t.comment(`first reconnect delays per 100 ms: ${buckets.join(', ')}`)
+  t.ok(Math.max(...buckets) <= CLIENTS / 2, `no 100 ms holds more than half of the first attempts (${Math.max(...buckets)})`)
+  t.ok(spanMs >= 200, `arrivals spread over ${spanMs.toFixed(0)} ms`)
 })
