@@ -19,7 +19,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { Writable } from 'node:stream'
 import { Type } from '@sinclair/typebox'
 import websocket from '@fastify/websocket'
-import { RedisAdapter, resolveEnvironment, selectProtocol, wsRouter, WsRouterError, type Authenticate, type RouterAdapter } from '../lib/index.js'
+import { asyncApiDocument, RedisAdapter, resolveEnvironment, selectProtocol, wsRouter, WsRouterError, type Authenticate, type RouterAdapter } from '../lib/index.js'
 import { createTokenVerifier, InvalidTokenError, isProduction, resolveAuthSecret } from './auth.js'
 import { demoCalculatorAgent } from './demo-agent.js'
 import { registerSpecMethods } from './jsonrpc-spec-methods.js'
@@ -46,7 +46,7 @@ export interface BuildOptions {
  * Build the example app: the router on `/ws` with JWT authentication,
  * `allowedOrigins`, the chat built-ins (rooms, typing, messages), the demo
  * agent, the `echo`, `whoami` and `fail` handlers; a JSON-RPC 2.0 router on
- * `/rpc`; `GET /stats`. Rejects in production without `AUTH_SECRET`.
+ * `/rpc`; `GET /stats`; `GET /asyncapi.json`. Rejects in production without `AUTH_SECRET`.
  *
  * @example
  * const app = await buildApp(process.env)
@@ -99,6 +99,8 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
       throw new WsRouterError('DEMO_FAILURE', 'This type always fails, to show an error frame')
     })
     app.get('/stats', async () => ({ ws: scope.wsRouter.getStats(), rpc: rpcStats() }))
+    // The /ws route's AsyncAPI 3.0 document, generated from its registry (docs/client.md#asyncapi).
+    app.get('/asyncapi.json', async () => asyncApiDocument(scope.wsRouter, { title: 'fastify-ws-router example', path: '/ws' }))
   })
 
   // /rpc: JSON-RPC 2.0 only, with the methods of the specification's examples.

@@ -20,3 +20,6 @@ export { JsonRpcError, JsonRpcCode, type JsonRpcCallContext, type MethodHandler,
 export type { AgentRunner, AgentStep, AgentRunContext, UserMessage } from './agent-types.js'
 export type { RouteProtocol, BuiltinSwitches, OnUserMessage, AuthorizeJoin, RateLimitOption } from './options.js'
 export { RedisAdapter, type RedisAdapterOptions } from './redis-adapter.js'
+export { defineContract, routeOptions, type Contract, type MessageSpec, type MessagePayload, type MessageReply, type EventPayload, type ContractRouteOptions } from './contracts.js'
+export { builtinContract, type BuiltinContract } from './builtin-contract.js'
+export { asyncApiDocument, type AsyncApiOptions, type RouteSource } from './asyncapi.js'
