@@ -388,3 +388,14 @@ t.test('a half-open connection (server silent) is detected within two heartbeat 
   await reopened
   t.equal(connections, 2, 'and connected again')
 })
+
+t.test('every client code is documented in docs/errors.md and docs/client.md', async (t) => {
+  const { readFileSync } = await import('node:fs')
+  const { ClientErrorCode } = await import('../lib/client/index.js')
+  const errorsDoc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8')
+  const clientDoc = readFileSync(new URL('../docs/client.md', import.meta.url), 'utf8')
+  for (const code of Object.values(ClientErrorCode)) {
+    t.ok(errorsDoc.includes(`| \`${code}\` |`), `${code} in errors.md`)
+    t.ok(clientDoc.includes(`| \`${code}\` |`), `${code} in client.md`)
+  }
+})
