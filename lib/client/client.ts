@@ -157,7 +157,9 @@ class WsClient {
       settled: (entry: PendingEntry) => { this.unqueue(entry) },
       replied: (type: string, payload: unknown) => { this.trackRoom(type, payload) }
     }
-    this.startAttempt()
+    // After the caller's synchronous code, so listeners it adds right after
+    // createClient() see every state change, even of a first attempt that fails at once.
+    queueMicrotask(() => { if (this.state !== 'closed') this.startAttempt() })
   }
 
   request (type: string, payload?: unknown, options: RequestOptions = {}): Promise<unknown> {
@@ -300,7 +302,6 @@ class WsClient {
     this.connectionId = payload.connectionId
     this.userId = payload.userId
     this.established = true
-    this.refusals = 0
     this.openedAt = this.clock.now()
     this.heartbeatMs = typeof payload.heartbeatIntervalMs === 'number' && payload.heartbeatIntervalMs > 0 ? payload.heartbeatIntervalMs : 0
     this.scheduleHeartbeat()
@@ -376,7 +377,9 @@ class WsClient {
     this.queue.unshift(...resend)
     const refused = this.refusedStatus === 401 || this.refusedStatus === 403 || code === 1008
     const info = { code, reason: this.refusedStatus !== 0 ? `HTTP ${this.refusedStatus}` : reason }
-    if (refused) {
+    // Refusals count in a row: any other end of a connection starts over.
+    if (!refused) this.refusals = 0
+    else {
       this.refusals += 1
       if (this.refusals >= this.maxRefusals) {
         this.shutdown({ ...info, reason: `refused ${this.refusals} times in a row, last: ${info.reason}` })
