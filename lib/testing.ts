@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import type {} from '@fastify/websocket'
 import type { Contract } from './contracts.js'
-import { AgentRun } from './client/agent.js'
+import { startRun, type AgentRun } from './client/agent.js'
 import { ClientError, ClientErrorCode } from './client/errors.js'
 import { Listeners } from './client/listeners.js'
 import { createRequest, decodeFrame, RequestTable, systemClock, type PendingEntry, type RequestHooks } from './client/requests.js'
@@ -153,18 +153,8 @@ class InjectedClient {
   }
 
   startAgent (input: string, options: { room?: string } = {}): AgentRun {
-    const run = new AgentRun(async (runId) => { await this.request('stop_agent', { runId }) })
-    const id = this.table.nextId()
-    const payload = options.room === undefined ? { input } : { input, room: options.room }
-    const entry: PendingEntry = {
-      id,
-      type: 'start_agent',
-      text: JSON.stringify({ type: 'start_agent', id, payload }),
-      idempotent: false,
-      sent: false,
-      accept: (frame) => run.accept(frame),
-      fail: (error) => { run.fail(error) }
-    }
+    const stop = async (runId: string): Promise<void> => { await this.request('stop_agent', { runId }) }
+    const { run, entry } = startRun(this.table.nextId(), input, options.room, stop)
     this.table.add(entry)
     this.write(entry)
     return run

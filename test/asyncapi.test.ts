@@ -3,6 +3,8 @@ import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { Parser } from '@asyncapi/parser'
 import { asyncApiDocument, defineContract, routeOptions, wsRouter } from '../lib/index.js'
+import { buildApp } from '../examples/app.js'
+import { logSink } from './helpers/server.js'
 
 const contract = defineContract({
   messages: {
@@ -64,4 +66,15 @@ t.test('the AsyncAPI 3.0 document of a router is valid and describes its types, 
   const closeCodes = (channel?.json() as { 'x-close-codes': Array<{ code: number }> })['x-close-codes'].map((c) => c.code)
   t.same(closeCodes, [1000, 1001, 1008, 1009, 1011, 1012, 1013])
   t.equal(document.servers().all()[0]?.host(), 'chat.example.com')
+})
+
+t.test('the example serves its AsyncAPI document, and it is valid', async (t) => {
+  const app = await buildApp({ NODE_ENV: 'production', AUTH_SECRET: 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz', LOG_LEVEL: 'info' }, { logStream: logSink().stream })
+  t.teardown(() => app.close())
+  const response = await app.inject('/asyncapi.json')
+  t.equal(response.statusCode, 200)
+  const { document, diagnostics } = await new Parser().parse(response.body)
+  t.same(diagnostics.filter((d) => d.severity === 0).map((d) => d.message), [])
+  const ids = document?.operations().all().map((op) => op.id()) ?? []
+  for (const id of ['receive.echo', 'receive.whoami', 'receive.fail', 'receive.start_agent', 'send.agent_completed']) t.ok(ids.includes(id), id)
 })

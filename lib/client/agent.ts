@@ -1,5 +1,36 @@
 import { ClientError, ClientErrorCode } from './errors.js'
+import type { PendingEntry } from './requests.js'
 import type { AgentEvent, Frame } from './types.js'
+
+/**
+ * Start a run: the run, and the request-table entry of its `start_agent`
+ * frame, which hands every frame with its id to the run. `stop` sends
+ * `stop_agent` with the run's id; `onFail` runs when the entry fails
+ * (before the run learns it).
+ */
+export function startRun (
+  id: number,
+  input: string,
+  room: string | undefined,
+  stop: (runId: string) => Promise<void>,
+  onFail?: (entry: PendingEntry) => void
+): { run: AgentRun, entry: PendingEntry } {
+  const run = new AgentRun(stop)
+  const payload = room === undefined ? { input } : { input, room }
+  const entry: PendingEntry = {
+    id,
+    type: 'start_agent',
+    text: JSON.stringify({ type: 'start_agent', id, payload }),
+    idempotent: false,
+    sent: false,
+    accept: (frame) => run.accept(frame),
+    fail: (error) => {
+      onFail?.(entry)
+      run.fail(error)
+    }
+  }
+  return { run, entry }
+}
 
 /**
  * One agent run as an async iterable of its events, from `agent_started`

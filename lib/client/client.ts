@@ -1,5 +1,5 @@
 import type { Contract } from '../contracts.js'
-import { AgentRun } from './agent.js'
+import { startRun, type AgentRun } from './agent.js'
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js'
 import { ClientError, ClientErrorCode } from './errors.js'
 import { Listeners } from './listeners.js'
@@ -194,21 +194,8 @@ class WsClient {
   }
 
   startAgent (input: string, options: { room?: string } = {}): AgentRun {
-    const run = new AgentRun(async (runId) => { await this.request('stop_agent', { runId }) })
-    const id = this.table.nextId()
-    const payload = options.room === undefined ? { input } : { input, room: options.room }
-    const entry: PendingEntry = {
-      id,
-      type: 'start_agent',
-      text: JSON.stringify({ type: 'start_agent', id, payload }),
-      idempotent: false,
-      sent: false,
-      accept: (frame) => run.accept(frame),
-      fail: (error) => {
-        this.unqueue(entry)
-        run.fail(error)
-      }
-    }
+    const stop = async (runId: string): Promise<void> => { await this.request('stop_agent', { runId }) }
+    const { run, entry } = startRun(this.table.nextId(), input, options.room, stop, (failed) => { this.unqueue(failed) })
     if (this.state === 'closed') {
       run.fail(new ClientError(ClientErrorCode.CLOSED, 'Client is closed'))
     } else if (!this.established && this.queue.length >= this.queueSize) {
