@@ -166,7 +166,7 @@ class WsClient {
     if (this.state === 'closed') return Promise.reject(new ClientError(ClientErrorCode.CLOSED, 'Client is closed'))
     const problem = this.options.validate?.('payload', type, payload)
     if (problem !== undefined) return Promise.reject(new ClientError(ClientErrorCode.INVALID_PAYLOAD, `Payload of "${type}" does not match its schema: ${problem}`))
-    if (!this.established && this.queue.length >= this.queueSize) {
+    if (this.queueIsFull()) {
       return Promise.reject(new ClientError(ClientErrorCode.QUEUE_FULL, `Offline and the queue holds ${this.queueSize} frames`))
     }
     const { entry, promise } = createRequest(this.table, this.hooks, type, payload, options, this.requestTimeoutMs)
@@ -177,7 +177,7 @@ class WsClient {
   send (type: string, payload?: unknown): SendOutcome {
     if (this.state === 'closed') return { ok: false, code: ClientErrorCode.CLOSED }
     const text = JSON.stringify(payload === undefined ? { type } : { type, payload })
-    if (!this.established && this.queue.length >= this.queueSize) return { ok: false, code: ClientErrorCode.QUEUE_FULL }
+    if (this.queueIsFull()) return { ok: false, code: ClientErrorCode.QUEUE_FULL }
     return { ok: true, queued: !this.transmit(text, null) }
   }
 
@@ -198,7 +198,7 @@ class WsClient {
     const { run, entry } = startRun(this.table.nextId(), input, options.room, stop, (failed) => { this.unqueue(failed) })
     if (this.state === 'closed') {
       run.fail(new ClientError(ClientErrorCode.CLOSED, 'Client is closed'))
-    } else if (!this.established && this.queue.length >= this.queueSize) {
+    } else if (this.queueIsFull()) {
       run.fail(new ClientError(ClientErrorCode.QUEUE_FULL, `Offline and the queue holds ${this.queueSize} frames`))
     } else {
       this.table.add(entry)
@@ -214,10 +214,20 @@ class WsClient {
     socket?.close(1000, 'client closed')
   }
 
+  /** A connection that takes frames now: established, and its socket not closing. */
+  private writable (): boolean {
+    return this.established && this.socket !== null && this.socket.readyState === OPEN
+  }
+
+  /** A new frame would have to wait, and the queue has no room for it. */
+  private queueIsFull (): boolean {
+    return !this.writable() && this.queue.length >= this.queueSize
+  }
+
   /** Write now when open, else queue (the caller checked the bound). `true` when written. */
   private transmit (text: string, entry: PendingEntry | null): boolean {
     const socket = this.socket
-    if (this.established && socket !== null && socket.readyState === OPEN) {
+    if (socket !== null && this.writable()) {
       socket.send(text)
       if (entry !== null) entry.sent = true
       return true
