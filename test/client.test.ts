@@ -328,6 +328,18 @@ t.test('an agent run is an async iterable ending in one agent_completed; leaving
   t.same(seen, ['agent_started', 'agent_thinking', 'agent_completed'])
   t.equal(stoppedBySignal, 2)
 
+  const cut = client.startAgent('forever')
+  const cutEvents: string[] = []
+  const cutIteration = (async () => {
+    for await (const event of cut) {
+      cutEvents.push(event.type)
+      if (event.type === 'agent_thinking') for (const socket of server.app.websocketServer.clients) socket.terminate()
+    }
+  })()
+  await t.rejects(cutIteration, { code: 'DISCONNECTED' }, 'a run whose connection dies ends with DISCONNECTED')
+  t.same(cutEvents, ['agent_started', 'agent_thinking'])
+  await whenOpen(client)
+
   const refused = client.startAgent('x', { room: 'not-a-member' })
   const error = await rejection((async () => { for await (const event of refused) t.fail(`no event expected, got ${event.type}`) })())
   t.equal(error.code, 'FORBIDDEN')
