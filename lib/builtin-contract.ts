@@ -11,7 +11,8 @@ import { defineContract } from './contracts.js'
 
 const Room = Type.String({ minLength: 1, maxLength: 128 })
 const RoomPayload = Type.Object({ room: Room })
-const NoPayload = Type.Optional(Type.Object({}))
+// Absent, or an object whose fields are ignored (the server's own schema of connect/disconnect).
+const NoPayload = Type.Union([Type.Undefined(), Type.Object({})])
 const RunId = Type.String({ minLength: 1, maxLength: 64 })
 
 /** `ack`: the answer to a frame whose handler returned nothing, or of an unregistered type. */

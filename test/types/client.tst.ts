@@ -32,6 +32,7 @@ describe('client side', () => {
 
   test('built-in types are typed too', () => {
     expect(client.request('ping')).type.toBe<Promise<{ serverTime: number }>>()
+    expect(client.request('connect')).type.toBe<Promise<{ status: 'connected', connectionId: string, userId: string }>>()
     expect(client.request('join', { room: 'lobby' })).type.toBe<Promise<{ room: string }>>()
     expect(client.request).type.not.toBeCallableWith('join', { rooms: 'lobby' })
     expect(client.send('typing_started', { room: 'a' })).type.toBe<SendOutcome>()
