@@ -23,7 +23,7 @@ import { timingSafeEqual } from 'node:crypto'
 import type { Writable } from 'node:stream'
 import { Type } from '@sinclair/typebox'
 import websocket from '@fastify/websocket'
-import { resolveEnvironment, selectProtocol, wsRouter, WsRouterError, type Authenticate, type RouterAdapter } from '../lib/index.js'
+import { asyncApiDocument, resolveEnvironment, selectProtocol, wsRouter, WsRouterError, type Authenticate, type RouterAdapter } from '../lib/index.js'
 import { RedisAdapter } from '../lib/redis.js'
 import { createTokenVerifier, InvalidTokenError, isProduction, resolveAuthSecret } from './auth.js'
 import { demoCalculatorAgent } from './demo-agent.js'
@@ -75,7 +75,7 @@ export interface BuildOptions {
  * Build the example app: the router on `/ws` with JWT authentication,
  * `allowedOrigins`, the chat built-ins (rooms, typing, messages), the demo
  * agent, the `echo`, `whoami` and `fail` handlers; a JSON-RPC 2.0 router on
- * `/rpc`; `GET /stats`. Rejects in production without `AUTH_SECRET`.
+ * `/rpc`; `GET /stats`; `GET /asyncapi.json`. Rejects in production without `AUTH_SECRET`.
  *
  * @example
  * const app = await buildApp(process.env)
@@ -135,6 +135,8 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
     if (guardStats !== null) {
       app.get('/stats', { onRequest: guardStats }, async () => ({ ws: scope.wsRouter.getStats(), rpc: rpcStats() }))
     }
+    // The /ws route's AsyncAPI 3.0 document, generated from its registry (docs/client.md#asyncapi).
+    app.get('/asyncapi.json', async () => asyncApiDocument(scope.wsRouter, { title: 'fastify-ws-router example', path: '/ws' }))
   })
 
   // /rpc: JSON-RPC 2.0 only, with the methods of the specification's examples.

@@ -192,6 +192,21 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     return this.stats.snapshot(byState, this.adapter.counts(), this.adapter.status?.() ?? null)
   }
 
+  /**
+   * The registered message types, read-only: each type with its reply type
+   * and its payload and reply schemas (built-ins included), in registration
+   * order. For documents generated from the registry, such as AsyncAPI.
+   *
+   * @example
+   * app.wsRouter.routes().map((route) => route.type) // ['ping', 'heartbeat', …, 'echo']
+   */
+  routes (): Array<{ readonly type: string, readonly replyType: string, readonly schema: WsSchema | undefined, readonly replySchema: WsSchema | undefined }> {
+    return this.registry.types().flatMap((type) => {
+      const route = this.registry.get(type)
+      return route === undefined ? [] : [{ type, replyType: route.replyType, schema: route.payloadCheck?.schema, replySchema: route.replyCheck?.schema }]
+    })
+  }
+
   /** Number of open connections. */
   get connectionCount (): number {
     return this.connections.size

@@ -29,6 +29,8 @@ export interface SchemaIssue {
 
 /** A compiled schema, whichever package made it. */
 export interface SchemaCheck {
+  /** The schema as registered, for documents generated from the registry. */
+  readonly schema: WsSchema
   /** True when the value matches; the per-frame path. */
   Check: (value: unknown) => boolean
   /** The failing paths (at most `limit`), read only when `Check` said no. */
@@ -71,6 +73,7 @@ function loadCompile1 (owner: string): Compile1 {
 function compile034 (schema: TSchema034): SchemaCheck {
   const check = TypeCompiler.Compile(schema)
   return {
+    schema,
     Check: (value) => check.Check(value),
     issues (value, limit) {
       const found: SchemaIssue[] = []
@@ -86,6 +89,7 @@ function compile034 (schema: TSchema034): SchemaCheck {
 function compileV1 (owner: string, schema: unknown): SchemaCheck {
   const validator = loadCompile1(owner)(schema)
   return {
+    schema: schema as WsSchema,
     Check: (value) => validator.Check(value),
     issues: (value, limit) => validator.Errors(value).slice(0, limit).map((error) => ({
       path: error.instancePath === '' ? '/' : error.instancePath,

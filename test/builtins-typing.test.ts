@@ -1,56 +1,63 @@
 import t from 'tap'
 import { typingTrackerOf } from '../lib/handlers/index.js'
 import { startServer } from './helpers/server.js'
-import { connect, type Frame, type TestClient } from './helpers/client.js'
+import { connectTestClient, type TestClient } from '../lib/testing.js'
+import { ClientError, type Frame } from '../lib/client/index.js'
 import { delay, waitFor } from './helpers/wait.js'
 
+interface Typing { room: string, userId: string, typing: boolean }
+
 async function joined (client: TestClient, room: string): Promise<void> {
-  const id = `join-${room}-${Math.random()}`
-  client.send({ type: 'join', id, payload: { room } })
-  await client.next((f) => f.type === 'joined' && f.id === id)
+  const reply = await client.request('join', { room })
+  if (reply.room !== room) throw new Error(`joined ${reply.room}, not ${room}`)
 }
 
-/** Send a frame with an id and wait for its ack: the server has handled it. */
-async function acked (client: TestClient, type: string, payload: unknown, id: string): Promise<Frame> {
-  client.send({ type, id, payload })
-  return await client.next((f) => f.id === id && (f.type === 'ack' || f.type === 'error'))
+/** Send a typing frame as a request and wait for its answer: the server has handled it. */
+async function acked (client: TestClient, type: 'typing_started' | 'typing_stopped', payload: { room: string }): Promise<{ type: 'ack', payload: unknown } | { type: 'error', code: string }> {
+  try {
+    return { type: 'ack', payload: await client.request(type, payload) }
+  } catch (err) {
+    if (err instanceof ClientError) return { type: 'error', code: err.code }
+    throw err
+  }
 }
 
-const typingFrames = (client: TestClient): unknown[] => client.frames.filter((f) => f.type === 'typing').map((f) => f.payload)
+const typingOf = (frame: Frame): Typing => frame.payload as Typing
+const typingFrames = (client: TestClient): Typing[] => client.frames.filter((f) => f.type === 'typing').map(typingOf)
+const connectAs = (server: { app: Parameters<typeof connectTestClient>[0] }, user: string): Promise<TestClient> => connectTestClient(server.app, { query: { user } })
 
 t.test('typing reaches the other members, not the sender; repeats within the throttle are not re-broadcast', async (t) => {
   const server = await startServer({ typingThrottleMs: 300, typingTimeoutMs: 60_000 })
   t.teardown(server.close)
   const router = server.app.wsRouter
-  const alice = await connect(`${server.url}?user=alice`)
-  const bob = await connect(`${server.url}?user=bob`)
-  const carol = await connect(`${server.url}?user=carol`)
-  const dave = await connect(`${server.url}?user=dave`)
-  t.teardown(() => { for (const c of [alice, bob, carol, dave]) c.ws.terminate() })
+  const alice = await connectAs(server, 'alice')
+  const bob = await connectAs(server, 'bob')
+  const carol = await connectAs(server, 'carol')
+  const dave = await connectAs(server, 'dave')
   for (const c of [alice, bob, carol]) await joined(c, 'lobby')
 
-  const ack = await acked(alice, 'typing_started', { room: 'lobby' }, 't1')
-  t.same(ack.payload, { receivedType: 'typing_started', handled: true })
-  t.same((await bob.next('typing')).payload, { room: 'lobby', userId: 'alice', typing: true })
-  t.same((await carol.next('typing')).payload, { room: 'lobby', userId: 'alice', typing: true })
+  const ack = await acked(alice, 'typing_started', { room: 'lobby' })
+  t.same(ack, { type: 'ack', payload: { receivedType: 'typing_started', handled: true } })
+  t.same(typingOf(await bob.expectFrame('typing')), { room: 'lobby', userId: 'alice', typing: true })
+  t.same(typingOf(await carol.expectFrame('typing')), { room: 'lobby', userId: 'alice', typing: true })
 
-  await acked(alice, 'typing_started', { room: 'lobby' }, 't2')
-  await acked(alice, 'typing_started', { room: 'lobby' }, 't3')
-  await acked(alice, 'typing_stopped', { room: 'lobby' }, 't4')
-  t.same((await bob.next('typing')).payload, { room: 'lobby', userId: 'alice', typing: false })
+  await acked(alice, 'typing_started', { room: 'lobby' })
+  await acked(alice, 'typing_started', { room: 'lobby' })
+  await acked(alice, 'typing_stopped', { room: 'lobby' })
+  t.same(typingOf(await bob.expectFrame('typing')), { room: 'lobby', userId: 'alice', typing: false })
   // Frames to bob keep their order: a re-broadcast start would sit before the stop.
   t.same(typingFrames(bob), [
     { room: 'lobby', userId: 'alice', typing: true },
     { room: 'lobby', userId: 'alice', typing: false }
   ], 'the repeated starts were throttled')
-  await carol.next('typing')
+  await carol.expectFrame('typing')
 
   // Past the throttle window, a start that is still going is broadcast again.
-  await acked(alice, 'typing_started', { room: 'lobby' }, 't5')
-  await bob.next('typing')
+  await acked(alice, 'typing_started', { room: 'lobby' })
+  await bob.expectFrame('typing')
   await delay(350)
-  await acked(alice, 'typing_started', { room: 'lobby' }, 't6')
-  t.same((await bob.next('typing')).payload.typing, true, 're-broadcast after the throttle window')
+  await acked(alice, 'typing_started', { room: 'lobby' })
+  t.same(typingOf(await bob.expectFrame('typing')).typing, true, 're-broadcast after the throttle window')
   t.equal(typingFrames(bob).length, 4)
 
   t.equal(typingFrames(alice).length, 0, 'the sender never gets its own typing')
@@ -58,11 +65,11 @@ t.test('typing reaches the other members, not the sender; repeats within the thr
   t.equal(stats['typing.broadcast'], 4)
   t.equal(stats['typing.throttled'], 2)
 
-  const refused = await acked(dave, 'typing_started', { room: 'lobby' }, 'd1')
-  t.same({ type: refused.type, code: refused.payload.code }, { type: 'error', code: 'FORBIDDEN' }, 'only members may type in a room')
-  const refusedStop = await acked(dave, 'typing_stopped', { room: 'lobby' }, 'd2')
-  t.equal(refusedStop.payload.code, 'FORBIDDEN')
-  const stopWithoutStart = await acked(bob, 'typing_stopped', { room: 'lobby' }, 'b1')
+  const refused = await acked(dave, 'typing_started', { room: 'lobby' })
+  t.same(refused, { type: 'error', code: 'FORBIDDEN' }, 'only members may type in a room')
+  const refusedStop = await acked(dave, 'typing_stopped', { room: 'lobby' })
+  t.same(refusedStop, { type: 'error', code: 'FORBIDDEN' })
+  const stopWithoutStart = await acked(bob, 'typing_stopped', { room: 'lobby' })
   t.equal(stopWithoutStart.type, 'ack', 'a stop with nothing to stop is acked')
   await delay(30)
   t.equal(typingFrames(alice).length, 0, 'and broadcasts nothing')
@@ -74,20 +81,19 @@ t.test('a start without a stop expires with typing: false, on one interval that 
   const router = server.app.wsRouter
   const tracker = typingTrackerOf(router)
   t.ok(tracker, 'the router has its typing state')
-  const alice = await connect(`${server.url}?user=alice`)
-  const bob = await connect(`${server.url}?user=bob`)
-  t.teardown(() => { alice.ws.terminate(); bob.ws.terminate() })
+  const alice = await connectAs(server, 'alice')
+  const bob = await connectAs(server, 'bob')
   await joined(alice, 'r')
   await joined(bob, 'r')
 
   t.equal(tracker?.sweeping, false, 'no interval while nobody types')
   const startedAt = Date.now()
-  await acked(alice, 'typing_started', { room: 'r' }, 's')
-  t.equal((await bob.next('typing')).payload.typing, true)
+  await acked(alice, 'typing_started', { room: 'r' })
+  t.equal(typingOf(await bob.expectFrame('typing')).typing, true)
   t.equal(tracker?.sweeping, true)
-  const expired = await bob.next('typing', 2000)
+  const expired = await bob.expectFrame('typing', { timeoutMs: 2000 })
   const elapsed = Date.now() - startedAt
-  t.same(expired.payload, { room: 'r', userId: 'alice', typing: false })
+  t.same(typingOf(expired), { room: 'r', userId: 'alice', typing: false })
   t.ok(elapsed >= 200, `not before typingTimeoutMs (${elapsed} ms)`)
   t.equal(router.getStats().builtins['typing.expired'], 1)
   t.equal(tracker?.size, 0)
@@ -95,17 +101,17 @@ t.test('a start without a stop expires with typing: false, on one interval that 
   t.equal(tracker?.sweeping, false, 'the interval stopped with the last indicator')
 
   // A repeated start pushes the expiry back.
-  await acked(alice, 'typing_started', { room: 'r' }, 's2')
-  await bob.next('typing')
+  await acked(alice, 'typing_started', { room: 'r' })
+  await bob.expectFrame('typing')
   const renewedAt = Date.now()
   await delay(100)
-  await acked(alice, 'typing_started', { room: 'r' }, 's3')
-  await bob.next('typing')
+  await acked(alice, 'typing_started', { room: 'r' })
+  await bob.expectFrame('typing')
   await delay(100)
-  t.equal(typingFrames(bob).filter((p) => (p as { typing: boolean }).typing === false).length, 1, 'not expired 200 ms after the first of two starts')
-  const renewedExpiry = await bob.next((f) => f.type === 'typing' && f.payload.typing === false, 2000)
+  t.equal(typingFrames(bob).filter((p) => !p.typing).length, 1, 'not expired 200 ms after the first of two starts')
+  const renewedExpiry = await bob.expectFrame((f) => f.type === 'typing' && typingOf(f).typing === false, { timeoutMs: 2000 })
   t.ok(Date.now() - renewedAt >= 300, 'expired counting from the last start')
-  t.equal(renewedExpiry.payload.userId, 'alice')
+  t.equal(typingOf(renewedExpiry).userId, 'alice')
 })
 
 t.test('a connection that closes stops its typing everywhere', async (t) => {
@@ -113,19 +119,19 @@ t.test('a connection that closes stops its typing everywhere', async (t) => {
   t.teardown(server.close)
   const router = server.app.wsRouter
   const tracker = typingTrackerOf(router)
-  const alice = await connect(`${server.url}?user=alice`)
-  const bob = await connect(`${server.url}?user=bob`)
-  t.teardown(() => { alice.ws.terminate(); bob.ws.terminate() })
+  const alice = await connectAs(server, 'alice')
+  const bob = await connectAs(server, 'bob')
   for (const room of ['a', 'b']) {
     await joined(alice, room)
     await joined(bob, room)
-    await acked(alice, 'typing_started', { room }, `s-${room}`)
+    await acked(alice, 'typing_started', { room })
   }
-  await bob.next('typing')
-  await bob.next('typing')
+  await bob.expectFrame('typing')
+  await bob.expectFrame('typing')
   t.equal(tracker?.size, 2)
-  alice.ws.close()
-  const stops = [await bob.next('typing'), await bob.next('typing')].map((f) => f.payload)
+  const closing = alice.close()
+  const stops = [await bob.expectFrame('typing'), await bob.expectFrame('typing')].map(typingOf)
+  await closing
   t.same(stops.sort((x, y) => x.room.localeCompare(y.room)), [
     { room: 'a', userId: 'alice', typing: false },
     { room: 'b', userId: 'alice', typing: false }
@@ -140,22 +146,21 @@ t.test('a user typing in a second tab continues the same indicator', async (t) =
   const server = await startServer({ typingThrottleMs: 60_000, typingTimeoutMs: 60_000 })
   t.teardown(server.close)
   const tracker = typingTrackerOf(server.app.wsRouter)
-  const tab1 = await connect(`${server.url}?user=alice`)
-  const tab2 = await connect(`${server.url}?user=alice`)
-  const bob = await connect(`${server.url}?user=bob`)
-  t.teardown(() => { for (const c of [tab1, tab2, bob]) c.ws.terminate() })
+  const tab1 = await connectAs(server, 'alice')
+  const tab2 = await connectAs(server, 'alice')
+  const bob = await connectAs(server, 'bob')
   for (const c of [tab1, tab2, bob]) await joined(c, 'r')
-  await acked(tab1, 'typing_started', { room: 'r' }, '1')
-  await bob.next('typing')
-  await tab2.next('typing')
-  await acked(tab2, 'typing_started', { room: 'r' }, '2')
+  await acked(tab1, 'typing_started', { room: 'r' })
+  await bob.expectFrame('typing')
+  await tab2.expectFrame('typing')
+  await acked(tab2, 'typing_started', { room: 'r' })
   t.equal(server.app.wsRouter.getStats().builtins['typing.throttled'], 1, 'same user, same room: throttled')
-  tab1.ws.close()
-  await tab1.closed
+  await tab1.close()
   await delay(50)
   t.equal(typingFrames(bob).length, 1, 'the tab that took over is still typing')
   t.equal(tracker?.size, 1)
-  tab2.ws.close()
-  t.same((await bob.next((f) => f.type === 'typing' && f.payload.typing === false)).payload, { room: 'r', userId: 'alice', typing: false })
+  const closing = tab2.close()
+  t.same(typingOf(await bob.expectFrame((f) => f.type === 'typing' && !typingOf(f).typing)), { room: 'r', userId: 'alice', typing: false })
+  await closing
   await waitFor(() => tracker?.connections === 0)
 })
