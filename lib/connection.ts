@@ -2,6 +2,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { Identity } from './options.js'
 import type { RateLimitState } from './rate-limit.js'
+import type { Blame, ErrorRunState } from './error-run.js'
 
 /**
  * Per-socket state, in one small object, and the connection checker.
@@ -47,7 +48,7 @@ export interface ConnectionLimits {
   readonly highWaterMarkBytes: number
 }
 
-export class Connection implements RateLimitState {
+export class Connection implements RateLimitState, ErrorRunState {
   readonly id: string
   readonly userId: string
   /** What `authenticate` returned (claims included). */
@@ -69,8 +70,10 @@ export class Connection implements RateLimitState {
   readingPaused = false
   /** A `reconnect` frame was sent; the close follows. */
   retiring = false
-  /** Failed frames in a row; reset by a frame that succeeds. */
-  consecutiveErrors = 0
+  /** Frame-order error accounting (error-run.ts). */
+  frameSeq = 0
+  lastSuccessSeq = 0
+  failures: Array<{ seq: number, blame: Blame }> | null = null
   /** Sends waiting for the buffer to drain; null while none wait. */
   drainWaiters: DrainWaiter[] | null = null
   /** Async handlers still running; null while none run. */

@@ -49,13 +49,16 @@ export class HandlerContext<Reply = unknown> implements Deadline, PendingHandler
   pendingReply: Promise<SendResult> | null = null
   /** @internal deadline of an async handler, ms since epoch. */
   deadline = 0
+  /** @internal arrival number of the frame (frame-order error accounting). */
+  readonly seq: number
   /** @internal told the outcome (batch items only). */
   sink: OutcomeSink | undefined = undefined
   private readonly host: ContextHost
   private controller: AbortController | null = null
 
-  constructor (host: ContextHost, conn: Connection, route: Route, id: MessageId | undefined) {
+  constructor (host: ContextHost, conn: Connection, route: Route, id: MessageId | undefined, seq: number) {
     this.host = host
+    this.seq = seq
     this.conn = conn
     this.route = route
     this.id = id

@@ -6,6 +6,7 @@ import { CloseCode, SendFailure, WireErrorCode } from './errors.js'
 import { handleJsonRpc, JsonRpcCode, looksLikeJsonRpc, sendJsonRpcFailure } from './jsonrpc.js'
 import { validationDetails } from './registry.js'
 import { takeToken } from './rate-limit.js'
+import { nextFrame } from './error-run.js'
 import type { WsRouter } from './router.js'
 import type { SendResult } from './send.js'
 
@@ -28,6 +29,7 @@ export function handleFrame (router: WsRouter, conn: Connection, data: RawData, 
   conn.lastSeenAt = now
   conn.lastFrameAt = now
   router.stats.framesReceived++
+  const seq = nextFrame(conn)
   const config = router.config
   const rateLimit = config.rateLimit
   if (rateLimit !== false && !takeToken(conn, rateLimit, now)) {
@@ -37,7 +39,7 @@ export function handleFrame (router: WsRouter, conn: Connection, data: RawData, 
   if (isBinary) {
     router.stats.countInvalid(WireErrorCode.BINARY_NOT_SUPPORTED)
     if (config.protocol === 'jsonrpc') sendJsonRpcFailure(router, conn, JsonRpcCode.INVALID_REQUEST)
-    else router.rejectFrame(conn, { code: WireErrorCode.BINARY_NOT_SUPPORTED, message: 'Binary frames are not supported: send UTF-8 JSON text', id: undefined, level: 'warn' })
+    else router.rejectFrame(conn, { code: WireErrorCode.BINARY_NOT_SUPPORTED, message: 'Binary frames are not supported: send UTF-8 JSON text', id: undefined, level: 'warn', seq, blame: 'client' })
     return
   }
   const buffer = data as Buffer
@@ -57,7 +59,7 @@ export function handleFrame (router: WsRouter, conn: Connection, data: RawData, 
       return
     }
     router.stats.countInvalid(parsed.code)
-    router.rejectFrame(conn, { code: parsed.code, message: parsed.message, id: parsed.id, level: 'warn' })
+    router.rejectFrame(conn, { code: parsed.code, message: parsed.message, id: parsed.id, level: 'warn', seq, blame: 'client' })
     return
   }
   const value = parsed.value
@@ -68,20 +70,20 @@ export function handleFrame (router: WsRouter, conn: Connection, data: RawData, 
   const decoded = readEnvelope(value)
   if (!decoded.ok) {
     router.stats.countInvalid(decoded.code)
-    router.rejectFrame(conn, { code: decoded.code, message: decoded.message, id: decoded.id, level: 'warn' })
+    router.rejectFrame(conn, { code: decoded.code, message: decoded.message, id: decoded.id, level: 'warn', seq, blame: 'client' })
     return
   }
-  processEnvelope(router, conn, decoded.type, decoded.id, decoded.payload, undefined)
+  processEnvelope(router, conn, decoded.type, decoded.id, decoded.payload, seq, undefined)
 }
 
 /**
  * Lookup → validation → handler → reply, for a frame or one item of a
  * batch. Every path ends in exactly one answer and one `sink.settle()`.
  */
-export function processEnvelope (router: WsRouter, conn: Connection, type: string, id: MessageId | undefined, payload: unknown, sink: OutcomeSink | undefined): void {
+export function processEnvelope (router: WsRouter, conn: Connection, type: string, id: MessageId | undefined, payload: unknown, seq: number, sink: OutcomeSink | undefined): void {
   const route = router.registry.get(type)
   if (route === undefined) {
-    handleUnknownType(router, conn, type, id, sink)
+    handleUnknownType(router, conn, type, id, seq, sink)
     return
   }
   route.counters.received++
@@ -89,7 +91,7 @@ export function processEnvelope (router: WsRouter, conn: Connection, type: strin
     route.counters.failed++
     router.stats.countInvalid(WireErrorCode.VALIDATION_FAILED)
     const message = `Payload of "${type}" does not match its schema`
-    router.rejectFrame(conn, { code: WireErrorCode.VALIDATION_FAILED, message, details: validationDetails(route.payloadCheck, payload), id, messageType: type, level: 'warn' })
+    router.rejectFrame(conn, { code: WireErrorCode.VALIDATION_FAILED, message, details: validationDetails(route.payloadCheck, payload), id, messageType: type, level: 'warn', seq, blame: 'client' })
     sink?.settle(false, WireErrorCode.VALIDATION_FAILED, message)
     return
   }
@@ -97,11 +99,11 @@ export function processEnvelope (router: WsRouter, conn: Connection, type: strin
     router.stats.overloaded++
     route.counters.failed++
     const message = `Too many messages in progress (${router.config.maxInFlight}); retry later`
-    router.rejectFrame(conn, { code: WireErrorCode.OVERLOADED, message, id, messageType: type, level: false, consecutive: false })
+    router.rejectFrame(conn, { code: WireErrorCode.OVERLOADED, message, id, messageType: type, level: false, consecutive: false, seq, blame: 'client' })
     sink?.settle(false, WireErrorCode.OVERLOADED, message)
     return
   }
-  const ctx = router.newContext(conn, route, id)
+  const ctx = router.newContext(conn, route, id, seq)
   ctx.sink = sink
   let result: unknown
   try {
@@ -121,13 +123,13 @@ export function processEnvelope (router: WsRouter, conn: Connection, type: strin
   complete(router, ctx, result)
 }
 
-function handleUnknownType (router: WsRouter, conn: Connection, type: string, id: MessageId | undefined, sink: OutcomeSink | undefined): void {
+function handleUnknownType (router: WsRouter, conn: Connection, type: string, id: MessageId | undefined, seq: number, sink: OutcomeSink | undefined): void {
   router.stats.unhandled++
   const policy = router.config.unknownType
   if (policy === 'error') {
     const message = `No handler for message type "${type}"`
     router.stats.countInvalid(WireErrorCode.UNKNOWN_TYPE)
-    router.rejectFrame(conn, { code: WireErrorCode.UNKNOWN_TYPE, message, id, messageType: type, level: 'warn' })
+    router.rejectFrame(conn, { code: WireErrorCode.UNKNOWN_TYPE, message, id, messageType: type, level: 'warn', seq, blame: 'client' })
     sink?.settle(false, WireErrorCode.UNKNOWN_TYPE, message)
     return
   }
@@ -145,6 +147,9 @@ function readableId (data: Buffer, maxDepth: number): MessageId | undefined {
 /** The handler returned: send its reply (or an ack), then count the outcome. */
 function complete (router: WsRouter, ctx: HandlerContext<unknown>, value: unknown): void {
   if (!ctx.finish()) return
+  // The frame succeeded now, at its place in arrival order: its reply's write
+  // is not awaited, so pipelined frames are judged in the order they came.
+  router.countSuccess(ctx.conn, ctx.seq)
   let sent: Promise<SendResult> | null
   if (ctx.pendingReply !== null) {
     // reply() was called: that is the answer, a return value is not sent twice.
@@ -158,7 +163,6 @@ function complete (router: WsRouter, ctx: HandlerContext<unknown>, value: unknow
   }
   if (sent === null) {
     ctx.route.counters.handled++
-    router.countSuccess(ctx.conn)
     ctx.sink?.settle(true)
     return
   }
@@ -173,7 +177,6 @@ function canStillAnswer (reason: SendFailure): boolean {
 function replied (router: WsRouter, ctx: HandlerContext<unknown>, result: SendResult): void {
   if (result.ok) {
     ctx.route.counters.handled++
-    router.countSuccess(ctx.conn)
     ctx.sink?.settle(true)
     return
   }
@@ -182,6 +185,6 @@ function replied (router: WsRouter, ctx: HandlerContext<unknown>, result: SendRe
   ctx.sink?.settle(false, WireErrorCode.REPLY_FAILED, message)
   if (ctx.id !== undefined && canStillAnswer(result.reason)) {
     // The send failure was logged where it happened; this frame only keeps the correlation rule.
-    router.rejectFrame(ctx.conn, { code: WireErrorCode.REPLY_FAILED, message, id: ctx.id, messageType: ctx.type, level: false })
+    router.rejectFrame(ctx.conn, { code: WireErrorCode.REPLY_FAILED, message, id: ctx.id, messageType: ctx.type, level: false, seq: ctx.seq, blame: 'server' })
   }
 }

@@ -12,6 +12,7 @@ import { HandlerRegistry, validationDetails, type MessageHandler, type PayloadOf
 import { failure, sendText, type SendFailed, type SendOptions, type SendResult } from './send.js'
 import { RouterStats, type StatsSnapshot } from './stats.js'
 import { handleFrame } from './dispatch.js'
+import { frameFailed, frameSucceeded, runBlame, type Blame } from './error-run.js'
 import type { AdapterHost, FailedTarget, FanoutTarget, LocalDelivery, RemoteOutcome, RoomMember, RouterAdapter } from './adapter.js'
 import { AdmissionCounter } from './admission.js'
 import type { Identity } from './options.js'
@@ -47,6 +48,10 @@ interface FrameFailure {
   readonly level: 'info' | 'warn' | 'error' | false
   /** Counts toward `maxConsecutiveErrors` (default true); flood refusals do not. */
   readonly consecutive?: boolean
+  /** Arrival number of the failed frame: its outcome counts at that position. */
+  readonly seq: number
+  /** Who caused it: decides the close code of a run of failures (1008 or 1011). */
+  readonly blame: Blame
 }
 
 /**
@@ -486,7 +491,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
       if (ref !== undefined) payload.ref = ref
       this.sendFrame(conn, 'error', failure.id, payload)
     }
-    if (failure.consecutive !== false) this.countConsecutiveError(conn)
+    if (failure.consecutive !== false) this.countConsecutiveError(conn, failure.seq, failure.blame)
   }
 
   /**
@@ -507,7 +512,9 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
         message: `Rate limit exceeded (${limit.messagesPerSecond} messages per second, burst ${limit.burst})`,
         id,
         level: firstInWindow ? 'warn' : false,
-        consecutive: false
+        consecutive: false,
+        seq: conn.frameSeq,
+        blame: 'client'
       })
     }
     if (abusive && conn.isOpen) {
@@ -517,15 +524,24 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     }
   }
 
-  /** @internal A frame was answered without failure. */
-  countSuccess (conn: Connection): void {
-    conn.consecutiveErrors = 0
+  /** @internal The frame that arrived as number `seq` succeeded (its reply may still be on its way). */
+  countSuccess (conn: Connection, seq: number): void {
+    frameSucceeded(conn, seq)
   }
 
-  private countConsecutiveError (conn: Connection): void {
-    if (++conn.consecutiveErrors >= this.config.maxConsecutiveErrors && conn.isOpen) {
-      conn.log.warn({ consecutiveErrors: conn.consecutiveErrors, environment: this.config.environment }, 'closing websocket after too many consecutive errors')
-      conn.socket.close(CloseCode.INTERNAL_ERROR, 'too many consecutive errors')
+  /**
+   * A run of `maxConsecutiveErrors` failed frames, in arrival order, closes
+   * the connection: with 1008 when the client caused every one of them
+   * (invalid frames, validation, coded refusals), with 1011 when a handler
+   * failure is among them.
+   */
+  private countConsecutiveError (conn: Connection, seq: number, blame: Blame): void {
+    const run = frameFailed(conn, seq, blame)
+    if (run >= this.config.maxConsecutiveErrors && conn.isOpen) {
+      const server = runBlame(conn) === 'server'
+      const code = server ? CloseCode.INTERNAL_ERROR : CloseCode.POLICY_VIOLATION
+      conn.log.warn({ consecutiveErrors: run, code, environment: this.config.environment }, 'closing websocket after too many consecutive errors')
+      conn.socket.close(code, server ? 'too many consecutive errors' : 'too many invalid frames')
     }
   }
 
@@ -535,12 +551,13 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     this.stats.handlerErrors++
     ctx.route.counters.failed++
     if (isWsRouterError(err)) {
-      this.rejectFrame(ctx.conn, { code: err.code, message: err.message, details: err.details, id: ctx.id, messageType: ctx.type, err, level: 'warn' })
+      // A coded refusal: the handler judged the frame, so the client is to blame.
+      this.rejectFrame(ctx.conn, { code: err.code, message: err.message, details: err.details, id: ctx.id, messageType: ctx.type, err, level: 'warn', seq: ctx.seq, blame: 'client' })
       ctx.sink?.settle(false, err.code, err.message)
       return
     }
     const message = this.config.exposeErrorMessages && err instanceof Error ? err.message : GENERIC_HANDLER_MESSAGE
-    this.rejectFrame(ctx.conn, { code: WireErrorCode.HANDLER_ERROR, message, id: ctx.id, messageType: ctx.type, err, level: 'error' })
+    this.rejectFrame(ctx.conn, { code: WireErrorCode.HANDLER_ERROR, message, id: ctx.id, messageType: ctx.type, err, level: 'error', seq: ctx.seq, blame: 'server' })
     ctx.sink?.settle(false, WireErrorCode.HANDLER_ERROR, message)
   }
 
@@ -551,7 +568,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     ctx.route.counters.failed++
     const message = `Handler did not finish within ${ctx.route.timeoutMs} ms`
     ctx.abort(new Error(message))
-    this.rejectFrame(ctx.conn, { code: WireErrorCode.HANDLER_TIMEOUT, message, id: ctx.id, messageType: ctx.type, level: 'error' })
+    this.rejectFrame(ctx.conn, { code: WireErrorCode.HANDLER_TIMEOUT, message, id: ctx.id, messageType: ctx.type, level: 'error', seq: ctx.seq, blame: 'server' })
     ctx.sink?.settle(false, WireErrorCode.HANDLER_TIMEOUT, message)
   }
 
@@ -580,8 +597,8 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
   }
 
   /** @internal */
-  newContext (conn: Connection, route: Route, id: MessageId | undefined): HandlerContext<unknown> {
-    return new HandlerContext(this, conn, route, id)
+  newContext (conn: Connection, route: Route, id: MessageId | undefined, seq: number): HandlerContext<unknown> {
+    return new HandlerContext(this, conn, route, id, seq)
   }
 
   /** @internal the socket closed: release everything the connection owns, once. */

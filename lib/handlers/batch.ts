@@ -32,24 +32,24 @@ export function registerBatch (router: WsRouter): void {
     const results: BatchItemResult[] = []
     for (let index = 0; index < items.length; index++) {
       if (conn === undefined || !conn.isOpen || ctx.signal.aborted) break
-      results.push(await runItem(router, conn, items[index], index))
+      results.push(await runItem(router, conn, items[index], index, ctx.seq))
     }
     return { results }
   })
 }
 
-function runItem (router: WsRouter, conn: Connection, item: unknown, index: number): Promise<BatchItemResult> {
+function runItem (router: WsRouter, conn: Connection, item: unknown, index: number, seq: number): Promise<BatchItemResult> {
   const decoded = readEnvelope(item)
   if (!decoded.ok) {
     router.stats.countInvalid(decoded.code)
-    router.rejectFrame(conn, { code: decoded.code, message: decoded.message, id: decoded.id, level: 'warn' })
+    router.rejectFrame(conn, { code: decoded.code, message: decoded.message, id: decoded.id, level: 'warn', seq, blame: 'client' })
     return Promise.resolve(itemResult(index, decoded.id, false, decoded.code, decoded.message))
   }
   const { type, id, payload } = decoded
   if (type === 'batch') {
     const message = 'A batch cannot contain a batch'
     router.stats.countInvalid(WireErrorCode.INVALID_MESSAGE)
-    router.rejectFrame(conn, { code: WireErrorCode.INVALID_MESSAGE, message, id, messageType: type, level: 'warn' })
+    router.rejectFrame(conn, { code: WireErrorCode.INVALID_MESSAGE, message, id, messageType: type, level: 'warn', seq, blame: 'client' })
     return Promise.resolve(itemResult(index, id, false, WireErrorCode.INVALID_MESSAGE, message))
   }
   const rateLimit = router.config.rateLimit
@@ -61,7 +61,7 @@ function runItem (router: WsRouter, conn: Connection, item: unknown, index: numb
     const sink: OutcomeSink = {
       settle: (ok, code, message) => resolve(itemResult(index, id, ok, code, message))
     }
-    processEnvelope(router, conn, type, id, payload, sink)
+    processEnvelope(router, conn, type, id, payload, seq, sink)
   })
 }
 
