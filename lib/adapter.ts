@@ -44,6 +44,12 @@ export interface RemoteOutcome {
 export interface LocalDelivery {
   readonly targets: number
   readonly failed: FailedTarget[]
+  /** Targets whose socket took the whole frame at once. */
+  readonly written?: number
+  /** Targets that accepted it into their send buffer. */
+  readonly buffered?: number
+  /** Targets that skipped a droppable frame (also in `failed`). */
+  readonly dropped?: number
 }
 
 export interface PublishMeta {

@@ -74,6 +74,10 @@ export class Connection implements RateLimitState, ErrorRunState {
   frameSeq = 0
   lastSuccessSeq = 0
   failures: Array<{ seq: number, blame: Blame }> | null = null
+  /** The server started closing: the connection left its rooms and user list already. */
+  detached = false
+  /** The close code the server sent (null: none sent, or the peer closed first). */
+  closeSent: number | null = null
   /** Sends waiting for the buffer to drain; null while none wait. */
   drainWaiters: DrainWaiter[] | null = null
   /** Async handlers still running; null while none run. */
@@ -145,6 +149,14 @@ export class Connection implements RateLimitState, ErrorRunState {
     this.pending?.delete(handler)
   }
 
+  /**
+   * Write callback of a fan-out write (one function per connection, not per
+   * write): a send waiting for drain is woken once the buffer is under the mark.
+   */
+  readonly writeDone = (): void => {
+    if (this.drainWaiters !== null && this.socket.bufferedAmount < this.limits.highWaterMarkBytes) this.wakeDrainWaiters(true)
+  }
+
   /** Wake every send waiting for drain; they see `drained` and re-check the socket. */
   wakeDrainWaiters (drained: boolean): void {
     const waiters = this.drainWaiters
@@ -154,6 +166,23 @@ export class Connection implements RateLimitState, ErrorRunState {
       clearTimeout(waiter.timer)
       waiter.resolve(drained)
     }
+  }
+
+  /**
+   * Start the close handshake with `code` (or, without a code, terminate:
+   * no close frame, the peer sees 1006). Records what was sent, so the
+   * stats count the code the server actually sent. False when the socket
+   * was no longer open.
+   */
+  close (code: number | null, reason: string): boolean {
+    if (this.socket.readyState !== OPEN) return false
+    if (code === null) {
+      this.socket.terminate()
+      return true
+    }
+    this.closeSent = code
+    this.socket.close(code, reason)
+    return true
   }
 
   /** Release everything this connection owns. Called once, on close. */

@@ -45,8 +45,13 @@ export function handleFrame (router: WsRouter, conn: Connection, data: RawData, 
   const buffer = data as Buffer
   if (router.enforcePayloadLimit && buffer.length > config.maxPayloadBytes) {
     router.stats.countInvalid('MESSAGE_TOO_BIG')
-    conn.log.warn({ bytes: buffer.length, maxPayloadBytes: config.maxPayloadBytes, environment: config.environment }, 'closing websocket: frame over maxPayloadBytes')
-    conn.socket.close(CloseCode.MESSAGE_TOO_BIG, 'Max payload size exceeded')
+    router.closeConnection(conn, {
+      code: CloseCode.MESSAGE_TOO_BIG,
+      reason: 'Max payload size exceeded',
+      level: 'warn',
+      message: 'closing websocket: frame over maxPayloadBytes',
+      fields: { bytes: buffer.length, maxPayloadBytes: config.maxPayloadBytes }
+    })
     return
   }
   const parsed = parseFrame(buffer.toString(), config.maxDepth)

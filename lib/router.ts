@@ -9,7 +9,7 @@ import { encodeFrame, PROTOCOL_VERSION, type MessageId } from './envelope.js'
 import { CloseCode, FST_WSR_REGISTRY_LOCKED, SendFailure, WireErrorCode, isWsRouterError } from './errors.js'
 import type { RouterConfig } from './options.js'
 import { HandlerRegistry, validationDetails, type MessageHandler, type PayloadOf, type Route, type RouteOptions } from './registry.js'
-import { failure, sendText, type SendFailed, type SendOptions, type SendResult } from './send.js'
+import { failure, sendText, writeNow, type SendFailed, type SendOptions, type SendResult } from './send.js'
 import { RouterStats, type StatsSnapshot } from './stats.js'
 import { handleFrame } from './dispatch.js'
 import { frameFailed, frameSucceeded, runBlame, type Blame } from './error-run.js'
@@ -34,6 +34,21 @@ interface ErrorPayload {
   message: string
   details?: unknown
   ref?: string
+}
+
+/** Counters of server-initiated closes, in RouterStats. */
+type CloseCounter = 'abuseCloses' | 'backpressureCloses' | 'idleCloses' | 'heartbeatTerminations'
+
+/** A close the server decides: its code, its counter and its one log line, together. */
+interface ServerClose {
+  /** null: terminate without a close frame. */
+  readonly code: number | null
+  readonly reason: string
+  readonly counter?: CloseCounter
+  /** Level of the one log line; false when the caller logged already or nothing is worth a line (shutdown). */
+  readonly level: 'info' | 'warn' | false
+  readonly message?: string
+  readonly fields?: Record<string, unknown>
 }
 
 /** Options of a failure answered with an error frame. */
@@ -276,13 +291,13 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     if (!encoded.ok) {
       this.stats.countSendFailure(SendFailure.SERIALIZE)
       this.log.error({ messageType: type, target, err: encoded.error, environment: this.config.environment }, 'websocket fan-out could not serialise its frame')
-      return { ok: false, reason: SendFailure.SERIALIZE, targets: 0, delivered: 0, failed: [], remote: null }
+      return { ok: false, reason: SendFailure.SERIALIZE, targets: 0, delivered: 0, failed: [], written: 0, buffered: 0, dropped: 0, remote: null }
     }
     const droppable = options?.droppable === true
-    const local = this.deliverLocal(target, type, encoded.text, droppable)
+    const local = this.handOver(target, type, encoded.text, droppable)
     const remote = this.adapter.publish(target, encoded.text, { type, droppable })
       .catch((err: unknown): RemoteOutcome => ({ instances: 0, error: (err as Error).message ?? 'PUBLISH_FAILED' }))
-    const { targets, failed } = await local
+    const { targets, failed } = local
     const remoteOutcome = await remote
     const delivered = targets - failed.length
     const remoteError = remoteOutcome?.error
@@ -293,6 +308,9 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
       targets,
       delivered,
       failed,
+      written: local.written ?? 0,
+      buffered: local.buffered ?? 0,
+      dropped: local.dropped ?? 0,
       remote: remoteOutcome
     }
     if (noTarget) result.reason = 'NO_TARGET'
@@ -313,25 +331,40 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
   }
 
   /**
-   * @internal AdapterHost: write an encoded frame to this instance's
-   * connections that a target names; each failure is counted (the caller
-   * logs the fan-out once).
+   * @internal AdapterHost: hand an encoded frame to this instance's
+   * connections that a target names, without waiting on any of them; each
+   * failure is counted (the caller logs the fan-out once). The outcome is
+   * each target's state at hand-over: written, buffered, dropped or failed.
    */
   async deliverLocal (target: FanoutTarget, type: string, text: string, droppable: boolean): Promise<LocalDelivery> {
+    return this.handOver(target, type, text, droppable)
+  }
+
+  private handOver (target: FanoutTarget, type: string, text: string, droppable: boolean): Required<LocalDelivery> {
     const ids = this.adapter.localTargets(target)
-    const options = droppable ? DROPPABLE : undefined
-    const sends: Array<Promise<SendResult>> = new Array(ids.length)
-    for (let i = 0; i < ids.length; i++) {
-      const conn = this.connections.get(ids[i] as string)
-      sends[i] = conn === undefined ? Promise.resolve(failure(SendFailure.NOT_OPEN)) : this.deliver(conn, type, text, options)
-    }
-    const results = await Promise.all(sends)
     const failed: FailedTarget[] = []
-    for (let i = 0; i < results.length; i++) {
-      const result = results[i] as SendResult
-      if (!result.ok) failed.push({ connectionId: ids[i] as string, reason: result.reason })
+    let written = 0
+    let buffered = 0
+    let dropped = 0
+    for (let i = 0; i < ids.length; i++) {
+      const connectionId = ids[i] as string
+      const conn = this.connections.get(connectionId)
+      const outcome = conn === undefined ? SendFailure.NOT_OPEN : writeNow(conn, text, this.config, droppable)
+      if (outcome === 'WRITTEN') {
+        written++
+        continue
+      }
+      if (outcome === 'BUFFERED') {
+        buffered++
+        continue
+      }
+      if (outcome === SendFailure.DROPPED) dropped++
+      failed.push({ connectionId, reason: outcome })
+      if (conn === undefined) this.stats.countSendFailure(SendFailure.NOT_OPEN)
+      else this.countFailedSend(conn, type, failure(outcome))
     }
-    return { targets: ids.length, failed }
+    this.stats.sendsOk += written + buffered
+    return { targets: ids.length, failed, written, buffered, dropped }
   }
 
   /** Presence of a user on every instance the adapter sees. */
@@ -344,15 +377,6 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     return this.adapter.onlineUsers()
   }
 
-  /** One target of a fan-out: counted here, logged by the fan-out as a whole. */
-  private deliver (conn: Connection, type: string, text: string, options: SendOptions | undefined): Promise<SendResult> {
-    return sendText(conn, text, this.config, options).then((result) => {
-      if (result.ok) this.stats.sendsOk++
-      else this.countFailedSend(conn, type, result)
-      return result
-    })
-  }
-
   private countFailedSend (conn: Connection, type: string, result: SendFailed): void {
     this.stats.countSendFailure(result.reason)
     if (result.reason === SendFailure.DROPPED) this.stats.countDropped(type)
@@ -361,10 +385,37 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
 
   /** A must-deliver send could not get through: the client cannot keep up. */
   private closeStuck (conn: Connection): void {
-    if (!conn.isOpen) return
-    this.stats.backpressureCloses++
-    conn.log.warn({ bufferedAmount: conn.socket.bufferedAmount, maxBufferedBytes: this.config.maxBufferedBytes, environment: this.config.environment }, 'closing websocket: client does not read fast enough (1013)')
-    conn.socket.close(CloseCode.TRY_AGAIN_LATER, 'client too slow')
+    this.closeConnection(conn, {
+      code: CloseCode.TRY_AGAIN_LATER,
+      reason: 'client too slow',
+      counter: 'backpressureCloses',
+      level: 'warn',
+      message: 'closing websocket: client does not read fast enough (1013)',
+      fields: { bufferedAmount: conn.socket.bufferedAmount, maxBufferedBytes: this.config.maxBufferedBytes }
+    })
+  }
+
+  /**
+   * @internal The one place the server closes a connection: the code, its
+   * counter and one log line together. The connection leaves its rooms and
+   * its user's list at once, not after the close handshake (a peer that does
+   * not read may hold CLOSING for ws's 30 s close timeout). False when the
+   * connection was no longer open.
+   */
+  closeConnection (conn: Connection, close: ServerClose): boolean {
+    if (!conn.isOpen) return false
+    if (close.counter !== undefined) this.stats[close.counter]++
+    if (close.level !== false) conn.log[close.level]({ ...close.fields, code: close.code ?? undefined, environment: this.config.environment }, close.message ?? close.reason)
+    conn.close(close.code, close.reason)
+    this.detach(conn)
+    return true
+  }
+
+  /** Out of every room and user list (the adapter's), once; the connection object stays until its socket closes. */
+  private detach (conn: Connection): void {
+    if (conn.detached) return
+    conn.detached = true
+    this.adapter.removeConnection(conn.id)
   }
 
   /**
@@ -517,10 +568,15 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
         blame: 'client'
       })
     }
-    if (abusive && conn.isOpen) {
-      this.stats.abuseCloses++
-      conn.log.warn({ refusedInWindow: conn.refusedInWindow, environment: this.config.environment }, 'closing websocket: sustained flooding (1008)')
-      conn.socket.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded')
+    if (abusive) {
+      this.closeConnection(conn, {
+        code: CloseCode.POLICY_VIOLATION,
+        reason: 'rate limit exceeded',
+        counter: 'abuseCloses',
+        level: 'warn',
+        message: 'closing websocket: sustained flooding (1008)',
+        fields: { refusedInWindow: conn.refusedInWindow }
+      })
     }
   }
 
@@ -539,9 +595,13 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     const run = frameFailed(conn, seq, blame)
     if (run >= this.config.maxConsecutiveErrors && conn.isOpen) {
       const server = runBlame(conn) === 'server'
-      const code = server ? CloseCode.INTERNAL_ERROR : CloseCode.POLICY_VIOLATION
-      conn.log.warn({ consecutiveErrors: run, code, environment: this.config.environment }, 'closing websocket after too many consecutive errors')
-      conn.socket.close(code, server ? 'too many consecutive errors' : 'too many invalid frames')
+      this.closeConnection(conn, {
+        code: server ? CloseCode.INTERNAL_ERROR : CloseCode.POLICY_VIOLATION,
+        reason: server ? 'too many consecutive errors' : 'too many invalid frames',
+        level: 'warn',
+        message: 'closing websocket after too many consecutive errors',
+        fields: { consecutiveErrors: run }
+      })
     }
   }
 
@@ -604,10 +664,11 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
   /** @internal the socket closed: release everything the connection owns, once. */
   removeConnection (conn: Connection, code: number): void {
     if (!this.connections.delete(conn.id)) return
-    this.adapter.removeConnection(conn.id)
+    this.detach(conn)
     this.admissions.remove(conn.userId)
     this.stats.connectionsOpen--
-    this.stats.countClose(code)
+    // The code the server sent when it closed first; otherwise the peer's (1006: none).
+    this.stats.countClose(conn.closeSent ?? code)
     conn.release(new Error(`connection closed (${code})`))
     for (const listener of this.closeListeners) listener(conn)
     if (this.connections.size === 0) this.stopHeartbeat()
@@ -637,15 +698,25 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
       // A connection whose reading the router paused (maxInFlight) cannot show
       // its pongs: it is busy, not dead, and its handlers have their own timeouts.
       if (now - conn.lastSeenAt > livenessWindowMs && !conn.readingPaused) {
-        this.stats.heartbeatTerminations++
-        conn.log.info({ lastSeenMs: now - conn.lastSeenAt, livenessWindowMs, environment: this.config.environment }, 'terminating websocket: no pong within the liveness window')
-        conn.socket.terminate()
+        this.closeConnection(conn, {
+          code: null,
+          reason: 'no pong',
+          counter: 'heartbeatTerminations',
+          level: 'info',
+          message: 'terminating websocket: no pong within the liveness window',
+          fields: { lastSeenMs: now - conn.lastSeenAt, livenessWindowMs }
+        })
         continue
       }
       if (idleTimeoutMs > 0 && now - conn.lastFrameAt > idleTimeoutMs) {
-        this.stats.idleCloses++
-        conn.log.info({ idleMs: now - conn.lastFrameAt, idleTimeoutMs, environment: this.config.environment }, 'closing idle websocket (1001)')
-        conn.socket.close(CloseCode.GOING_AWAY, 'idle timeout')
+        this.closeConnection(conn, {
+          code: CloseCode.GOING_AWAY,
+          reason: 'idle timeout',
+          counter: 'idleCloses',
+          level: 'info',
+          message: 'closing idle websocket (1001)',
+          fields: { idleMs: now - conn.lastFrameAt, idleTimeoutMs }
+        })
         continue
       }
       if (maxConnectionAgeMs > 0 && now - conn.openedAt >= maxConnectionAgeMs) {
@@ -662,7 +733,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     conn.log.info({ reason, ageMs: Date.now() - conn.openedAt, environment: this.config.environment }, 'asking websocket client to reconnect (1012)')
     const retryAfterMs = Math.floor(Math.random() * 1000)
     this.sendFrame(conn, 'reconnect', undefined, { reason, retryAfterMs }).then(() => {
-      if (conn.isOpen) conn.socket.close(CloseCode.SERVICE_RESTART, reason)
+      this.closeConnection(conn, { code: CloseCode.SERVICE_RESTART, reason, level: false })
     })
   }
 
@@ -701,7 +772,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
           continue
         }
         conn.socket.once('close', onClosed)
-        conn.socket.close(CloseCode.GOING_AWAY, 'server shutting down')
+        this.closeConnection(conn, { code: CloseCode.GOING_AWAY, reason: 'server shutting down', level: false })
       }
     })
     await this.adapter.close()
@@ -719,17 +790,23 @@ export interface FanoutResult {
   ok: boolean
   /** `NO_TARGET`: nobody, on any instance, matched; `SERIALIZE`: the payload could not be encoded. */
   reason?: 'NO_TARGET' | typeof SendFailure.SERIALIZE
-  /** Local connections the frame was written to (or tried). */
+  /** Local connections the frame was handed to (or tried). */
   targets: number
+  /** Local targets that accepted the frame: `written + buffered`. */
   delivered: number
+  /** Local targets that did not take it, with the reason (`DROPPED` ones included). */
   failed: FailedTarget[]
+  /** Local targets whose socket took the whole frame at once. */
+  written: number
+  /** Local targets that accepted it into their send buffer, behind earlier frames. */
+  buffered: number
+  /** Local targets that skipped a droppable frame, being over the high-water mark (also in `failed`). */
+  dropped: number
   /** Other instances (null with the in-memory adapter). */
   remote: RemoteOutcome | null
 }
 
 function noop (): void {}
-
-const DROPPABLE: SendOptions = Object.freeze({ droppable: true })
 
 function heartbeat (router: WsRouter): void {
   router.heartbeatTick()
