@@ -44,14 +44,10 @@ export function handleFrame (router: WsRouter, conn: Connection, data: RawData, 
   }
   const buffer = data as Buffer
   if (router.enforcePayloadLimit && buffer.length > config.maxPayloadBytes) {
+    // The app's ws server allows larger frames: the router refuses it as ws would have.
     router.stats.countInvalid('MESSAGE_TOO_BIG')
-    router.closeConnection(conn, {
-      code: CloseCode.MESSAGE_TOO_BIG,
-      reason: 'Max payload size exceeded',
-      level: 'warn',
-      message: 'closing websocket: frame over maxPayloadBytes',
-      fields: { bytes: buffer.length, maxPayloadBytes: config.maxPayloadBytes }
-    })
+    conn.close(CloseCode.MESSAGE_TOO_BIG, 'Max payload size exceeded')
+    router.protocolError(conn, 'MESSAGE_TOO_BIG', CloseCode.MESSAGE_TOO_BIG, `frame of ${buffer.length} bytes over maxPayloadBytes (${config.maxPayloadBytes})`)
     return
   }
   const parsed = parseFrame(buffer.toString(), config.maxDepth)

@@ -455,7 +455,13 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     routed[kRouter] = this
     socket.on('message', onSocketMessage)
     socket.on('pong', onSocketPong)
+    socket.on('ping', onSocketPing)
     socket.on('close', onSocketClose)
+    // The router owns its sockets' errors, whoever registered @fastify/websocket:
+    // its default handler logs a stack at error level and terminates (the peer
+    // and closedByCode would see 1006 instead of the code ws sent).
+    socket.removeAllListeners('error')
+    socket.on('error', onSocketError)
     this.connections.set(id, conn)
     this.adapter.addConnection(id, userId)
     this.stats.connectionsOpen++
@@ -661,6 +667,23 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     return new HandlerContext(this, conn, route, id, seq)
   }
 
+  /**
+   * @internal A socket-level protocol error: ws refused a frame (bad framing,
+   * invalid UTF-8, too big) and already began the close with the matching
+   * code, or terminated a ping flood; or the router's own size check closed
+   * the connection. Counted by code and logged once at `warn`, without a
+   * stack (a client can cause it at connection rate); the connection leaves
+   * its rooms at once.
+   */
+  protocolError (conn: Connection, code: string, closeCode: number | null, message: string): void {
+    this.stats.countProtocolError(code)
+    conn.log.warn({ code, closeCode: closeCode ?? undefined, message, state: conn.state, environment: this.config.environment }, 'websocket protocol error')
+    if (closeCode !== null && conn.closeSent === null) conn.closeSent = closeCode
+    // An error ws did not close for (none known today): no frame can be trusted, end it.
+    if (conn.isOpen) conn.close(null, 'protocol error')
+    this.detach(conn)
+  }
+
   /** @internal the socket closed: release everything the connection owns, once. */
   removeConnection (conn: Connection, code: number): void {
     if (!this.connections.delete(conn.id)) return
@@ -808,6 +831,8 @@ export interface FanoutResult {
 
 function noop (): void {}
 
+const CLOSING = 2
+
 function heartbeat (router: WsRouter): void {
   router.heartbeatTick()
 }
@@ -819,6 +844,36 @@ function onSocketMessage (this: WebSocket, data: RawData, isBinary: boolean): vo
 
 function onSocketPong (this: WebSocket): void {
   (this as RoutedSocket)[kConnection].lastSeenAt = Date.now()
+}
+
+/**
+ * ws (>= 8.23) terminates a peer that sends pings faster than it reads the
+ * pongs (`maxPendingAutoPongs`), then still emits the ping: a socket that
+ * went CLOSING on a ping, without the router closing it, was a ping flood.
+ */
+function onSocketPing (this: WebSocket): void {
+  if (this.readyState !== CLOSING) return
+  const socket = this as RoutedSocket
+  const conn = socket[kConnection]
+  if (conn.detached) return
+  socket[kRouter].protocolError(conn, 'PING_FLOOD', null, 'ping flood: the peer did not read its pongs (maxPendingAutoPongs)')
+}
+
+function onSocketError (this: WebSocket, error: Error): void {
+  const socket = this as RoutedSocket
+  const code = (error as { code?: unknown }).code
+  socket[kRouter].protocolError(socket[kConnection], typeof code === 'string' ? code : 'UNKNOWN', closeCodeOf(error), error.message)
+}
+
+/** The close code ws sent for an error it raised while reading (kept on a symbol of its own). */
+function closeCodeOf (error: Error): number | null {
+  for (const key of Object.getOwnPropertySymbols(error)) {
+    if (key.description === 'status-code') {
+      const value = (error as unknown as Record<symbol, unknown>)[key]
+      return typeof value === 'number' ? value : null
+    }
+  }
+  return null
 }
 
 function onSocketClose (this: WebSocket, code: number): void {

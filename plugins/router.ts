@@ -220,13 +220,10 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
   })
 
   function onSocketError (this: FastifyInstance, error: Error, socket: WebSocket, request: FastifyRequest): void {
-    // ws raises these while reading a bad frame, after it started the close
-    // handshake with the matching code (1002, 1007, 1009): log and count, let ws close.
-    const code = (error as { code?: string }).code ?? 'UNKNOWN'
-    router.stats.countProtocolError(code)
-    const conn = (request as RouterRequest)[kConnection]
-    ;(conn?.log ?? request.log).warn({ err: error, code, state: conn?.state, environment: config.environment }, 'websocket protocol error')
-    if (socket.readyState === socket.OPEN) socket.terminate()
+    // Socket errors reach the router's own listener (router.accept); only a
+    // throw while adopting the socket lands here.
+    request.log.error({ err: error, environment: config.environment }, 'websocket could not be adopted')
+    socket.terminate()
   }
 }
 
