@@ -1,12 +1,13 @@
 import type { RawData } from 'ws'
 import type { Connection } from './connection.js'
 import type { HandlerContext } from './context.js'
-import { decodeFrame, parseFrame, readEnvelope, type MessageId } from './envelope.js'
+import { parseFrame, readEnvelope, type MessageId } from './envelope.js'
 import { CloseCode, SendFailure, WireErrorCode } from './errors.js'
 import { handleJsonRpc, JsonRpcCode, looksLikeJsonRpc, sendJsonRpcFailure } from './jsonrpc.js'
 import { validationDetails } from './registry.js'
 import { takeToken } from './rate-limit.js'
 import { nextFrame } from './error-run.js'
+import { scanId } from './id-scan.js'
 import type { WsRouter } from './router.js'
 import type { SendResult } from './send.js'
 
@@ -33,7 +34,8 @@ export function handleFrame (router: WsRouter, conn: Connection, data: RawData, 
   const config = router.config
   const rateLimit = config.rateLimit
   if (rateLimit !== false && !takeToken(conn, rateLimit, now)) {
-    router.rateLimited(conn, isBinary ? undefined : readableId(data as Buffer, config.maxDepth), now)
+    // Shedding must cost less than serving: the frame is not parsed, its id is scanned for.
+    router.rateLimited(conn, isBinary ? undefined : scanId(data as Buffer), now)
     return
   }
   if (isBinary) {
@@ -137,12 +139,6 @@ function handleUnknownType (router: WsRouter, conn: Connection, type: string, id
   if (policy === 'ack' && id !== undefined) router.sendFrame(conn, 'ack', id, { receivedType: type, handled: false })
   // 'ignore': nothing is sent, by the app's explicit choice.
   sink?.settle(false, WireErrorCode.UNKNOWN_TYPE, `No handler for message type "${type}"`)
-}
-
-/** The id of a frame refused before decoding, when it has a valid one. */
-function readableId (data: Buffer, maxDepth: number): MessageId | undefined {
-  const decoded = decodeFrame(data.toString(), maxDepth)
-  return decoded.id
 }
 
 /** The handler returned: send its reply (or an ack), then count the outcome. */

@@ -5,7 +5,7 @@ import type { RawData, WebSocket } from 'ws'
 import { Connection, type ConnectionStatus } from './connection.js'
 import { HandlerContext, type OutboundOptions } from './context.js'
 import { DeadlineSweeper } from './deadlines.js'
-import { encodeFrame, PROTOCOL_VERSION, type MessageId } from './envelope.js'
+import { encodeFrame, encodeWithPayload, PROTOCOL_VERSION, type MessageId } from './envelope.js'
 import { CloseCode, FST_WSR_REGISTRY_LOCKED, SendFailure, WireErrorCode, isWsRouterError } from './errors.js'
 import type { RouterConfig } from './options.js'
 import { HandlerRegistry, validationDetails, type MessageHandler, type PayloadOf, type Route, type RouteOptions } from './registry.js'
@@ -95,10 +95,16 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
   private locked = false
   private heartbeatTimer: NodeJS.Timeout | null = null
   private closing = false
+  /** The RATE_LIMITED refusal's message and payload, built once: shedding load must stay cheap. */
+  private readonly rateLimitMessage: string
+  private readonly rateLimitPayloadJson: string
 
   constructor (config: RouterConfig, log: FastifyBaseLogger) {
     this.config = config
     this.log = log
+    const limit = config.rateLimit
+    this.rateLimitMessage = limit === false ? '' : `Rate limit exceeded (${limit.messagesPerSecond} messages per second, burst ${limit.burst})`
+    this.rateLimitPayloadJson = JSON.stringify({ code: WireErrorCode.RATE_LIMITED, message: this.rateLimitMessage })
     this.sweeper = new DeadlineSweeper(config.handlerTimeoutMs)
     this.registry = new HandlerRegistry(this.stats, config.handlerTimeoutMs)
     this.adapter = config.adapter
@@ -506,6 +512,13 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     })
   }
 
+  /** One frame written without waiting on the socket; its outcome counted, a failure logged once. */
+  private writeNow (conn: Connection, type: string, id: MessageId | undefined, text: string): void {
+    const outcome = writeNow(conn, text, this.config, false)
+    if (outcome === 'WRITTEN' || outcome === 'BUFFERED') this.stats.sendsOk++
+    else this.sendFailed(conn, type, id, failure(outcome))
+  }
+
   /** @internal ContextHost: a send refused before the socket, counted and logged like the others. */
   reportSendFailure (conn: Connection, type: string, id: MessageId | undefined, result: SendFailed): SendResult {
     return this.sendFailed(conn, type, id, result)
@@ -563,10 +576,14 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     const abusive = countRefusal(conn, limit, now)
     if (this.config.protocol === 'jsonrpc') {
       sendJsonRpcFailure(this, conn, JsonRpcCode.RATE_LIMITED, typeof id === 'string' || typeof id === 'number' ? id : null)
+    } else if (!firstInWindow) {
+      // The steady state of a flood: a constant frame, written without waiting
+      // (a flooder over the high-water mark is closed with 1013, not waited on).
+      this.writeNow(conn, 'error', id, encodeWithPayload('error', id, this.rateLimitPayloadJson))
     } else {
       this.rejectFrame(conn, {
         code: WireErrorCode.RATE_LIMITED,
-        message: `Rate limit exceeded (${limit.messagesPerSecond} messages per second, burst ${limit.burst})`,
+        message: this.rateLimitMessage,
         id,
         level: firstInWindow ? 'warn' : false,
         consecutive: false,
