@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { Identity } from './options.js'
+import type { Identity } from './identity.js'
 import type { RateLimitState } from './rate-limit.js'
 import type { Blame, ErrorRunState } from './error-run.js'
 

@@ -1,14 +1,37 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Connection, ConnectionStatus, PendingHandler } from './connection.js'
-import type { Identity } from './options.js'
+import type { Identity } from './identity.js'
 import type { Deadline } from './deadlines.js'
-import type { OutcomeSink } from './dispatch.js'
 import type { MessageId } from './envelope.js'
-import type { Route } from './registry.js'
+import type { TSchema } from '@sinclair/typebox'
+import type { TypeCheck } from '@sinclair/typebox/compiler'
+import type { TypeCounters } from './stats.js'
 import { failure, type SendFailed, type SendOptions, type SendResult } from './send.js'
 import { SendFailure } from './errors.js'
 
+/**
+ * Told how one envelope ended: used by `batch` to build its result. The
+ * ordinary frame path passes none, so it allocates nothing for it.
+ */
+export interface OutcomeSink {
+  settle: (ok: boolean, code?: string, message?: string) => void
+}
+
 const ALREADY_ANSWERED = failure(SendFailure.ALREADY_ANSWERED)
+
+/**
+ * What a context and its answer need of the frame's route (a registry
+ * `Route` is one); declared here so the context does not import the
+ * registry, which imports the context for its handler type.
+ */
+export interface ContextRoute {
+  readonly type: string
+  readonly replyType: string
+  readonly replyCheck: TypeCheck<TSchema> | null
+  readonly timeoutMs: number
+  readonly droppable: boolean
+  readonly counters: TypeCounters
+}
 
 /** What a context needs from the router that owns it. */
 export interface ContextHost {
@@ -23,7 +46,7 @@ export interface ContextHost {
 
 export interface OutboundOptions extends SendOptions {
   /** Route whose reply schema the payload must satisfy. */
-  readonly route?: Route
+  readonly route?: ContextRoute
 }
 
 /**
@@ -40,7 +63,7 @@ export class HandlerContext<Reply = unknown> implements Deadline, PendingHandler
   /** @internal */
   readonly conn: Connection
   /** @internal */
-  readonly route: Route
+  readonly route: ContextRoute
   /** @internal true once a reply was sent (or attempted) through `reply()`. */
   replied = false
   /** @internal true once the router has answered for this frame (done, failed or timed out). */
@@ -56,7 +79,7 @@ export class HandlerContext<Reply = unknown> implements Deadline, PendingHandler
   private readonly host: ContextHost
   private controller: AbortController | null = null
 
-  constructor (host: ContextHost, conn: Connection, route: Route, id: MessageId | undefined, seq: number) {
+  constructor (host: ContextHost, conn: Connection, route: ContextRoute, id: MessageId | undefined, seq: number) {
     this.host = host
     this.seq = seq
     this.conn = conn

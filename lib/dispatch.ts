@@ -1,15 +1,16 @@
 import type { RawData } from 'ws'
 import type { Connection } from './connection.js'
-import type { HandlerContext } from './context.js'
+import type { HandlerContext, OutboundOptions, OutcomeSink } from './context.js'
 import { parseFrame, readEnvelope, type MessageId } from './envelope.js'
 import { CloseCode, SendFailure, WireErrorCode } from './errors.js'
-import { handleJsonRpc, JsonRpcCode, looksLikeJsonRpc, sendJsonRpcFailure } from './jsonrpc.js'
-import { validationDetails } from './registry.js'
-import { takeToken } from './rate-limit.js'
-import { nextFrame } from './error-run.js'
+import { nextFrame, type Blame } from './error-run.js'
 import { scanId } from './id-scan.js'
-import type { WsRouter } from './router.js'
+import { handleJsonRpc, JsonRpcCode, looksLikeJsonRpc, sendJsonRpcFailure, type JsonRpcHost } from './jsonrpc.js'
+import type { RouterConfig } from './options.js'
+import { takeToken } from './rate-limit.js'
+import { validationDetails, type HandlerRegistry, type Route } from './registry.js'
 import type { SendResult } from './send.js'
+import type { RouterStats } from './stats.js'
 
 /**
  * The per-frame pipeline: parse → (JSON-RPC?) → envelope → lookup → payload
@@ -17,15 +18,44 @@ import type { SendResult } from './send.js'
  * awaited before the next frame, so a slow handler never blocks a `ping`.
  */
 
-/**
- * Told how one envelope ended: used by `batch` to build its result. The
- * ordinary frame path passes none, so it allocates nothing for it.
- */
-export interface OutcomeSink {
-  settle: (ok: boolean, code?: string, message?: string) => void
+/** Options of a failure answered with an error frame. */
+export interface FrameFailure {
+  readonly code: string
+  readonly message: string
+  readonly id: MessageId | undefined
+  readonly messageType?: string | undefined
+  readonly details?: unknown
+  readonly err?: unknown
+  /** Log level of the one log line; `false` when it was logged already or is only counted. */
+  readonly level: 'info' | 'warn' | 'error' | false
+  /** Counts toward `maxConsecutiveErrors` (default true); flood refusals do not. */
+  readonly consecutive?: boolean
+  /** Arrival number of the failed frame: its outcome counts at that position. */
+  readonly seq: number
+  /** Who caused it: decides the close code of a run of failures (1008 or 1011). */
+  readonly blame: Blame
 }
 
-export function handleFrame (router: WsRouter, conn: Connection, data: RawData, isBinary: boolean): void {
+/**
+ * What the frame path needs of the router that owns it: narrow, so this
+ * module never imports its owner (the router hands itself in).
+ */
+export interface PipelineHost extends JsonRpcHost {
+  readonly config: RouterConfig
+  readonly stats: RouterStats
+  readonly registry: HandlerRegistry
+  readonly enforcePayloadLimit: boolean
+  rateLimited: (conn: Connection, id: MessageId | undefined, now: number) => void
+  protocolError: (conn: Connection, code: string, closeCode: number | null, message: string) => void
+  rejectFrame: (conn: Connection, failure: FrameFailure) => void
+  newContext: (conn: Connection, route: Route, id: MessageId | undefined, seq: number) => HandlerContext<unknown>
+  handlerFailed: (ctx: HandlerContext<unknown>, err: unknown) => void
+  trackHandler: (ctx: HandlerContext<unknown>) => void
+  sendFrame: (conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options?: OutboundOptions) => Promise<SendResult>
+  countSuccess: (conn: Connection, seq: number) => void
+}
+
+export function handleFrame (router: PipelineHost, conn: Connection, data: RawData, isBinary: boolean): void {
   const now = Date.now()
   conn.lastSeenAt = now
   conn.lastFrameAt = now
@@ -83,7 +113,7 @@ export function handleFrame (router: WsRouter, conn: Connection, data: RawData, 
  * Lookup → validation → handler → reply, for a frame or one item of a
  * batch. Every path ends in exactly one answer and one `sink.settle()`.
  */
-export function processEnvelope (router: WsRouter, conn: Connection, type: string, id: MessageId | undefined, payload: unknown, seq: number, sink: OutcomeSink | undefined): void {
+export function processEnvelope (router: PipelineHost, conn: Connection, type: string, id: MessageId | undefined, payload: unknown, seq: number, sink: OutcomeSink | undefined): void {
   const route = router.registry.get(type)
   if (route === undefined) {
     handleUnknownType(router, conn, type, id, seq, sink)
@@ -126,7 +156,7 @@ export function processEnvelope (router: WsRouter, conn: Connection, type: strin
   complete(router, ctx, result)
 }
 
-function handleUnknownType (router: WsRouter, conn: Connection, type: string, id: MessageId | undefined, seq: number, sink: OutcomeSink | undefined): void {
+function handleUnknownType (router: PipelineHost, conn: Connection, type: string, id: MessageId | undefined, seq: number, sink: OutcomeSink | undefined): void {
   router.stats.unhandled++
   const policy = router.config.unknownType
   if (policy === 'error') {
@@ -142,7 +172,7 @@ function handleUnknownType (router: WsRouter, conn: Connection, type: string, id
 }
 
 /** The handler returned: send its reply (or an ack), then count the outcome. */
-function complete (router: WsRouter, ctx: HandlerContext<unknown>, value: unknown): void {
+function complete (router: PipelineHost, ctx: HandlerContext<unknown>, value: unknown): void {
   if (!ctx.finish()) return
   // The frame succeeded now, at its place in arrival order: its reply's write
   // is not awaited, so pipelined frames are judged in the order they came.
@@ -171,7 +201,7 @@ function canStillAnswer (reason: SendFailure): boolean {
   return reason === SendFailure.INVALID_OUTBOUND || reason === SendFailure.TOO_LARGE || reason === SendFailure.SERIALIZE || reason === SendFailure.DROPPED
 }
 
-function replied (router: WsRouter, ctx: HandlerContext<unknown>, result: SendResult): void {
+function replied (router: PipelineHost, ctx: HandlerContext<unknown>, result: SendResult): void {
   if (result.ok) {
     ctx.route.counters.handled++
     ctx.sink?.settle(true)

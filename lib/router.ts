@@ -11,11 +11,12 @@ import type { RouterConfig } from './options.js'
 import { HandlerRegistry, validationDetails, type MessageHandler, type PayloadOf, type Route, type RouteOptions } from './registry.js'
 import { failure, sendText, writeNow, type SendFailed, type SendOptions, type SendResult } from './send.js'
 import { RouterStats, type StatsSnapshot } from './stats.js'
-import { handleFrame } from './dispatch.js'
+import { handleFrame, type FrameFailure, type PipelineHost } from './dispatch.js'
+import { kBuiltinState, kHeartbeatTick } from './symbols.js'
 import { frameFailed, frameSucceeded, runBlame, type Blame } from './error-run.js'
 import type { AdapterHost, FailedTarget, FanoutTarget, LocalDelivery, RemoteOutcome, RoomMember, RouterAdapter } from './adapter.js'
 import { AdmissionCounter } from './admission.js'
-import type { Identity } from './options.js'
+import type { Identity } from './identity.js'
 import { ABUSE_WINDOW_MS, countRefusal, type RateLimitConfig } from './rate-limit.js'
 import { JsonRpcCode, MethodRegistry, sendJsonRpcFailure, type JsonRpcCall, type JsonRpcHost, type MethodHandler, type MethodOptions, type ParamsOf } from './jsonrpc.js'
 
@@ -51,29 +52,11 @@ interface ServerClose {
   readonly fields?: Record<string, unknown>
 }
 
-/** Options of a failure answered with an error frame. */
-interface FrameFailure {
-  readonly code: string
-  readonly message: string
-  readonly id: MessageId | undefined
-  readonly messageType?: string | undefined
-  readonly details?: unknown
-  readonly err?: unknown
-  /** Log level of the one log line; `false` when it was logged already or is only counted. */
-  readonly level: 'info' | 'warn' | 'error' | false
-  /** Counts toward `maxConsecutiveErrors` (default true); flood refusals do not. */
-  readonly consecutive?: boolean
-  /** Arrival number of the failed frame: its outcome counts at that position. */
-  readonly seq: number
-  /** Who caused it: decides the close code of a run of failures (1008 or 1011). */
-  readonly blame: Blame
-}
-
 /**
  * One router: its handler registry, its connections, its counters, its one
  * heartbeat timer. Two routers share nothing.
  */
-export class WsRouter implements JsonRpcHost, AdapterHost {
+export class WsRouter implements JsonRpcHost, AdapterHost, PipelineHost {
   readonly config: RouterConfig
   /** @internal */
   readonly stats = new RouterStats()
@@ -92,6 +75,8 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
   /** @internal */
   readonly log: FastifyBaseLogger
   private readonly closeListeners: Array<(conn: Connection) => void> = []
+  /** The stateful built-ins' state, by name; reached by tests through the symbol. */
+  readonly [kBuiltinState] = new Map<string, unknown>()
   private locked = false
   private heartbeatTimer: NodeJS.Timeout | null = null
   private closing = false
@@ -188,12 +173,33 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     call.deadline = Date.now() + call.target.timeoutMs
     this.sweeper.add(call)
     call.conn.addPending(call)
+    this.holdReadingIfFull(call.conn)
   }
 
   /** @internal JsonRpcHost */
   releaseCall (call: JsonRpcCall): void {
     this.sweeper.delete(call)
     call.conn.deletePending(call)
+    this.resumeReadingIfRoom(call.conn)
+  }
+
+  /**
+   * Flow control shared by handlers and JSON-RPC calls: at `maxInFlight`
+   * running, stop reading rather than buffer frames without bound.
+   */
+  private holdReadingIfFull (conn: Connection): void {
+    if (conn.inFlight >= this.config.maxInFlight && !conn.readingPaused) {
+      conn.readingPaused = true
+      conn.socket.pause()
+    }
+  }
+
+  /** Resume reading once a running handler or call finished under the cap. */
+  private resumeReadingIfRoom (conn: Connection): void {
+    if (conn.readingPaused && conn.inFlight < this.config.maxInFlight) {
+      conn.readingPaused = false
+      if (conn.isOpen) conn.socket.resume()
+    }
   }
 
   /** @internal JsonRpcHost: JSON-RPC errors are counted under `jsonrpc:<code>`. */
@@ -660,10 +666,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     this.sweeper.delete(ctx)
     const conn = ctx.conn
     conn.deletePending(ctx)
-    if (conn.readingPaused && conn.inFlight < this.config.maxInFlight) {
-      conn.readingPaused = false
-      if (conn.isOpen) conn.socket.resume()
-    }
+    this.resumeReadingIfRoom(conn)
   }
 
   /** @internal Start tracking an async handler. */
@@ -672,11 +675,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     this.sweeper.add(ctx)
     const conn = ctx.conn
     conn.addPending(ctx)
-    if (conn.inFlight >= this.config.maxInFlight && !conn.readingPaused) {
-      // Stop reading rather than buffer frames without bound; resumed as handlers finish.
-      conn.readingPaused = true
-      conn.socket.pause()
-    }
+    this.holdReadingIfFull(conn)
   }
 
   /** @internal */
@@ -731,7 +730,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
    * ask the too-old to reconnect, ping the rest. Exposed for tests with a
    * chosen clock.
    */
-  heartbeatTick (now: number = Date.now()): void {
+  [kHeartbeatTick] (now: number = Date.now()): void {
     const { livenessWindowMs, maxConnectionAgeMs, idleTimeoutMs } = this.config
     for (const conn of this.connections.values()) {
       if (!conn.isOpen) continue
@@ -851,7 +850,7 @@ function noop (): void {}
 const CLOSING = 2
 
 function heartbeat (router: WsRouter): void {
-  router.heartbeatTick()
+  router[kHeartbeatTick]()
 }
 
 function onSocketMessage (this: WebSocket, data: RawData, isBinary: boolean): void {

@@ -10,7 +10,7 @@ import { FST_WSR_ANONYMOUS_IN_PRODUCTION, FST_WSR_WEBSOCKET_CONFLICT } from '../
 import { registerHeartbeat } from '../lib/handlers/heartbeat.js'
 import { registerPing } from '../lib/handlers/ping.js'
 import { registerBuiltins } from '../lib/handlers/index.js'
-import { registerBatch } from '../lib/handlers/batch.js'
+import { registerBatch } from '../lib/batch.js'
 import { registerLegacyAliases } from '../lib/handlers/aliases.js'
 import { compileOrigins, extractToken, redactUrl, refusal, RefusalReason, selectProtocol, type Refusal } from '../lib/admission.js'
 import { buildConfig, type Identity, type RouterConfig, type WsRouterOptions } from '../lib/options.js'

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { typingTrackerOf } from '../lib/handlers/index.js'
+import { typingTrackerOf } from './helpers/internals.js'
 import { startServer } from './helpers/server.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'
 import { delay, waitFor } from './helpers/wait.js'

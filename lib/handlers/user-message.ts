@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
 import type { UserMessage } from '../agent-types.js'
 import type { FanoutResult, WsRouter } from '../router.js'
-import { requireMember } from './membership.js'
-import { RoomPayload } from './rooms.js'
+import { RoomPayload, requireMember } from './membership.js'
 
 /** What the sender learns about its message's fan-out. */
 export interface MessageAck {
