@@ -12,8 +12,7 @@
  * (`taskset -c 1 npx tsx bench/shed.ts`) on a quiet machine.
  */
 import { EventEmitter } from 'node:events'
-import type { FastifyRequest } from 'fastify'
-import pino from 'pino'
+import Fastify, { type FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { buildConfig } from '../lib/options.js'
 import { WsRouter } from '../lib/router.js'
@@ -40,10 +39,11 @@ class StubSocket extends EventEmitter {
   ping (): void {}
 }
 
-const router = new WsRouter(buildConfig({ environment: 'production', allowAnonymous: true }), pino({ level: 'silent' }))
+const log = Fastify({ logger: { level: 'silent' } }).log
+const router = new WsRouter(buildConfig({ environment: 'production', allowAnonymous: true }), log)
 router.lock()
 const socket = new StubSocket()
-const request = { log: pino({ level: 'silent' }) } as unknown as FastifyRequest
+const request = { log } as unknown as FastifyRequest
 const conn = router.accept(socket as unknown as WebSocket, request, { userId: 'bench' })
 const onMessage = socket.listeners('message')[0] as (this: StubSocket, data: Buffer, isBinary: boolean) => void
 
