@@ -1,7 +1,6 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { Connection, ConnectionStatus, PendingHandler } from './connection.js'
+import type { Connection, ConnectionStatus } from './connection.js'
 import type { Identity } from './identity.js'
-import type { Deadline } from './deadlines.js'
 import type { MessageId } from './envelope.js'
 import type { TSchema } from '@sinclair/typebox'
 import type { TypeCheck } from '@sinclair/typebox/compiler'
@@ -55,7 +54,9 @@ export interface OutboundOptions extends SendOptions {
  * async handler runs, the context is also its deadline entry and its
  * pending-handler entry on the connection (no extra objects per frame).
  */
-export class HandlerContext<Reply = unknown> implements Deadline, PendingHandler {
+// Also the frame's Deadline and PendingHandler entry, structurally: those
+// members are internal and stripped from the published types.
+export class HandlerContext<Reply = unknown> {
   /** The frame's `id`, if it had one. */
   readonly id: MessageId | undefined
   /** The frame's `type`. */

@@ -11,14 +11,14 @@ import type { RouterConfig } from './options.js'
 import { HandlerRegistry, validationDetails, type MessageHandler, type PayloadOf, type Route, type RouteOptions } from './registry.js'
 import { failure, sendText, writeNow, type SendFailed, type SendOptions, type SendResult } from './send.js'
 import { RouterStats, type StatsSnapshot } from './stats.js'
-import { handleFrame, type FrameFailure, type PipelineHost } from './dispatch.js'
+import { handleFrame, type FrameFailure } from './dispatch.js'
 import { kBuiltinState, kHeartbeatTick } from './symbols.js'
 import { frameFailed, frameSucceeded, runBlame, type Blame } from './error-run.js'
-import type { AdapterHost, FailedTarget, FanoutTarget, LocalDelivery, RemoteOutcome, RoomMember, RouterAdapter } from './adapter.js'
+import type { FailedTarget, FanoutTarget, LocalDelivery, RemoteOutcome, RoomMember, RouterAdapter } from './adapter.js'
 import { AdmissionCounter } from './admission.js'
 import type { Identity } from './identity.js'
 import { ABUSE_WINDOW_MS, countRefusal, type RateLimitConfig } from './rate-limit.js'
-import { JsonRpcCode, MethodRegistry, sendJsonRpcFailure, type JsonRpcCall, type JsonRpcHost, type MethodHandler, type MethodOptions, type ParamsOf } from './jsonrpc.js'
+import { JsonRpcCode, MethodRegistry, sendJsonRpcFailure, type JsonRpcCall, type MethodHandler, type MethodOptions, type ParamsOf } from './jsonrpc.js'
 
 const kConnection = Symbol('fastify-ws-router.connection')
 const kRouter = Symbol('fastify-ws-router.router')
@@ -56,7 +56,10 @@ interface ServerClose {
  * One router: its handler registry, its connections, its counters, its one
  * heartbeat timer. Two routers share nothing.
  */
-export class WsRouter implements JsonRpcHost, AdapterHost, PipelineHost {
+// It serves as the JsonRpcHost, AdapterHost and PipelineHost of its parts
+// structurally (checked where it is handed in), with no `implements` clause:
+// those members are internal and stripped from the published types.
+export class WsRouter {
   readonly config: RouterConfig
   /** @internal */
   readonly stats = new RouterStats()
