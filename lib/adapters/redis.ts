@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
-import { MemoryAdapter, type AdapterHost, type FailedTarget, type FanoutTarget, type PublishMeta, type RemoteOutcome, type RoomMember } from './adapter.js'
-import { FST_WSR_BROKER_UNAVAILABLE, RemoteFailure } from './errors.js'
+import type { AdapterHost, FailedTarget, FanoutTarget, PublishMeta, RemoteOutcome, RoomMember } from '../adapter.js'
+import { MemoryAdapter } from './memory.js'
+import { FST_WSR_BROKER_UNAVAILABLE, RemoteFailure } from '../errors.js'
 
 /**
  * Scale-out on Redis pub/sub. Channels follow local membership: an instance
