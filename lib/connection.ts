@@ -15,6 +15,7 @@ export type ConnectionState = 'CONNECTING' | 'OPEN' | 'CLOSING' | 'CLOSED'
 const stateNames: readonly ConnectionState[] = Object.freeze(['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'])
 
 const OPEN = 1
+const CLOSED = 3
 
 /** What the connection checker answers. */
 export interface ConnectionStatus {
@@ -183,6 +184,35 @@ export class Connection implements RateLimitState, ErrorRunState {
     this.closeSent = code
     this.socket.close(code, reason)
     return true
+  }
+
+  /** End the socket now, whatever its state (shutdown past its grace). */
+  terminate (): void {
+    if (this.socket.readyState !== CLOSED) this.socket.terminate()
+  }
+
+  /** A protocol ping (liveness). */
+  ping (): void {
+    this.socket.ping()
+  }
+
+  /**
+   * Flow control shared by handlers and JSON-RPC calls: with `maxInFlight`
+   * running, stop reading rather than buffer frames without bound.
+   */
+  holdReadingIfFull (maxInFlight: number): void {
+    if (this.inFlight >= maxInFlight && !this.readingPaused) {
+      this.readingPaused = true
+      this.socket.pause()
+    }
+  }
+
+  /** Resume reading once a running handler or call finished under the cap. */
+  resumeReadingIfRoom (maxInFlight: number): void {
+    if (this.readingPaused && this.inFlight < maxInFlight) {
+      this.readingPaused = false
+      if (this.socket.readyState === OPEN) this.socket.resume()
+    }
   }
 
   /** Release everything this connection owns. Called once, on close. */

@@ -176,33 +176,14 @@ export class WsRouter {
     call.deadline = Date.now() + call.target.timeoutMs
     this.sweeper.add(call)
     call.conn.addPending(call)
-    this.holdReadingIfFull(call.conn)
+    call.conn.holdReadingIfFull(this.config.maxInFlight)
   }
 
   /** @internal JsonRpcHost */
   releaseCall (call: JsonRpcCall): void {
     this.sweeper.delete(call)
     call.conn.deletePending(call)
-    this.resumeReadingIfRoom(call.conn)
-  }
-
-  /**
-   * Flow control shared by handlers and JSON-RPC calls: at `maxInFlight`
-   * running, stop reading rather than buffer frames without bound.
-   */
-  private holdReadingIfFull (conn: Connection): void {
-    if (conn.inFlight >= this.config.maxInFlight && !conn.readingPaused) {
-      conn.readingPaused = true
-      conn.socket.pause()
-    }
-  }
-
-  /** Resume reading once a running handler or call finished under the cap. */
-  private resumeReadingIfRoom (conn: Connection): void {
-    if (conn.readingPaused && conn.inFlight < this.config.maxInFlight) {
-      conn.readingPaused = false
-      if (conn.isOpen) conn.socket.resume()
-    }
+    call.conn.resumeReadingIfRoom(this.config.maxInFlight)
   }
 
   /** @internal JsonRpcHost: JSON-RPC errors are counted under `jsonrpc:<code>`. */
@@ -669,7 +650,7 @@ export class WsRouter {
     this.sweeper.delete(ctx)
     const conn = ctx.conn
     conn.deletePending(ctx)
-    this.resumeReadingIfRoom(conn)
+    conn.resumeReadingIfRoom(this.config.maxInFlight)
   }
 
   /** @internal Start tracking an async handler. */
@@ -678,7 +659,7 @@ export class WsRouter {
     this.sweeper.add(ctx)
     const conn = ctx.conn
     conn.addPending(ctx)
-    this.holdReadingIfFull(conn)
+    conn.holdReadingIfFull(this.config.maxInFlight)
   }
 
   /** @internal */
@@ -765,7 +746,7 @@ export class WsRouter {
         if (!conn.retiring) this.retire(conn, 'max_connection_age')
         continue
       }
-      conn.socket.ping()
+      conn.ping()
     }
   }
 
@@ -798,7 +779,7 @@ export class WsRouter {
       let left = open.length
       const timer = setTimeout(() => {
         for (const conn of open) {
-          if (conn.socket.readyState !== 3) conn.socket.terminate()
+          conn.terminate()
         }
       }, this.config.shutdownGraceMs)
       const onClosed = (): void => {

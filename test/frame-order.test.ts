@@ -1,6 +1,6 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Type } from '@sinclair/typebox'
-import { startServer } from './helpers/server.js'
+import { startServer, type TestServer } from './helpers/server.js'
 import { connect, type TestClient } from './helpers/client.js'
 import { delay, waitFor } from './helpers/wait.js'
 
@@ -26,6 +26,18 @@ async function closedWithin (client: TestClient, ms: number): Promise<{ code: nu
   return await Promise.race([client.closed, delay(ms).then(() => null)])
 }
 
+/** A server with an `echo` route and one connected client, both closed after the test. */
+async function echoServer (t: Test): Promise<{ server: TestServer, client: TestClient }> {
+  const server = await startServer({}, (app) => {
+    app.wsRouter.on('echo', { schema: Echo }, (payload) => payload)
+  })
+  t.teardown(server.close)
+  const client = await connect(server.url)
+  t.teardown(() => client.ws.terminate())
+  await client.next('connection_established')
+  return { server, client }
+}
+
 /** Ids answered (reply, ack or error), each counted. */
 function answers (client: TestClient): Map<unknown, number> {
   const seen = new Map<unknown, number>()
@@ -36,13 +48,7 @@ function answers (client: TestClient): Map<unknown, number> {
 }
 
 t.test('300 pipelined frames, every 7th invalid, bursts of 40: never closed, every id answered once (default options)', async (t) => {
-  const server = await startServer({}, (app) => {
-    app.wsRouter.on('echo', { schema: Echo }, (payload) => payload)
-  })
-  t.teardown(server.close)
-  const client = await connect(server.url)
-  t.teardown(() => client.ws.terminate())
-  await client.next('connection_established')
+  const { server, client } = await echoServer(t)
   let closedWith: number | null = null
   client.closed.then(({ code }) => { closedWith = code }, () => {})
   const total = 300
@@ -68,13 +74,7 @@ t.test('300 pipelined frames, every 7th invalid, bursts of 40: never closed, eve
 })
 
 t.test('maxConsecutiveErrors client-caused failures in a row, pipelined, close with 1008; each answered first', async (t) => {
-  const server = await startServer({}, (app) => {
-    app.wsRouter.on('echo', { schema: Echo }, (payload) => payload)
-  })
-  t.teardown(server.close)
-  const client = await connect(server.url)
-  t.teardown(() => client.ws.terminate())
-  await client.next('connection_established')
+  const { server, client } = await echoServer(t)
   burst(client, [
     { type: 'echo', id: 'ok', payload: { text: 'fine' } },
     { type: 'echo', id: 1, payload: { text: 1 } },
