@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { Identity } from './options.js'
+import type { Identity } from './identity.js'
 import type { RateLimitState } from './rate-limit.js'
+import type { Blame, ErrorRunState } from './error-run.js'
 
 /**
  * Per-socket state, in one small object, and the connection checker.
@@ -14,6 +15,7 @@ export type ConnectionState = 'CONNECTING' | 'OPEN' | 'CLOSING' | 'CLOSED'
 const stateNames: readonly ConnectionState[] = Object.freeze(['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'])
 
 const OPEN = 1
+const CLOSED = 3
 
 /** What the connection checker answers. */
 export interface ConnectionStatus {
@@ -50,7 +52,7 @@ export interface ConnectionLimits {
   readonly highWaterMarkBytes: number
 }
 
-export class Connection implements RateLimitState {
+export class Connection implements RateLimitState, ErrorRunState {
   readonly id: string
   readonly userId: string
   /** What `authenticate` returned (claims included). */
@@ -72,8 +74,14 @@ export class Connection implements RateLimitState {
   readingPaused = false
   /** A `reconnect` frame was sent; the close follows. */
   retiring = false
-  /** Failed frames in a row; reset by a frame that succeeds. */
-  consecutiveErrors = 0
+  /** Frame-order error accounting (error-run.ts). */
+  frameSeq = 0
+  lastSuccessSeq = 0
+  failures: Array<{ seq: number, blame: Blame }> | null = null
+  /** The server started closing: the connection left its rooms and user list already. */
+  detached = false
+  /** The close code the server sent (null: none sent, or the peer closed first). */
+  closeSent: number | null = null
   /** Sends waiting for the buffer to drain; null while none wait. */
   drainWaiters: DrainWaiter[] | null = null
   /** Async handlers still running; null while none run. */
@@ -145,6 +153,14 @@ export class Connection implements RateLimitState {
     this.pending?.delete(handler)
   }
 
+  /**
+   * Write callback of a fan-out write (one function per connection, not per
+   * write): a send waiting for drain is woken once the buffer is under the mark.
+   */
+  readonly writeDone = (): void => {
+    if (this.drainWaiters !== null && this.socket.bufferedAmount < this.limits.highWaterMarkBytes) this.wakeDrainWaiters(true)
+  }
+
   /** Wake every send waiting for drain; they see `drained` and re-check the socket. */
   wakeDrainWaiters (drained: boolean): void {
     const waiters = this.drainWaiters
@@ -153,6 +169,52 @@ export class Connection implements RateLimitState {
     for (const waiter of waiters) {
       clearTimeout(waiter.timer)
       waiter.resolve(drained)
+    }
+  }
+
+  /**
+   * Start the close handshake with `code` (or, without a code, terminate:
+   * no close frame, the peer sees 1006). Records what was sent, so the
+   * stats count the code the server actually sent. False when the socket
+   * was no longer open.
+   */
+  close (code: number | null, reason: string): boolean {
+    if (this.socket.readyState !== OPEN) return false
+    if (code === null) {
+      this.socket.terminate()
+      return true
+    }
+    this.closeSent = code
+    this.socket.close(code, reason)
+    return true
+  }
+
+  /** End the socket now, whatever its state (shutdown past its grace). */
+  terminate (): void {
+    if (this.socket.readyState !== CLOSED) this.socket.terminate()
+  }
+
+  /** A protocol ping (liveness). */
+  ping (): void {
+    this.socket.ping()
+  }
+
+  /**
+   * Flow control shared by handlers and JSON-RPC calls: with `maxInFlight`
+   * running, stop reading rather than buffer frames without bound.
+   */
+  holdReadingIfFull (maxInFlight: number): void {
+    if (this.inFlight >= maxInFlight && !this.readingPaused) {
+      this.readingPaused = true
+      this.socket.pause()
+    }
+  }
+
+  /** Resume reading once a running handler or call finished under the cap. */
+  resumeReadingIfRoom (maxInFlight: number): void {
+    if (this.readingPaused && this.inFlight < maxInFlight) {
+      this.readingPaused = false
+      if (this.socket.readyState === OPEN) this.socket.resume()
     }
   }
 

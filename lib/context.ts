@@ -1,14 +1,35 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { Connection, ConnectionStatus, PendingHandler } from './connection.js'
-import type { Identity } from './options.js'
-import type { Deadline } from './deadlines.js'
-import type { OutcomeSink } from './dispatch.js'
+import type { Connection, ConnectionStatus } from './connection.js'
+import type { Identity } from './identity.js'
 import type { MessageId } from './envelope.js'
-import type { Route } from './registry.js'
+import type { SchemaCheck } from './schema.js'
+import type { TypeCounters } from './stats.js'
 import { failure, type SendFailed, type SendOptions, type SendResult } from './send.js'
 import { SendFailure } from './errors.js'
 
+/**
+ * Told how one envelope ended: used by `batch` to build its result. The
+ * ordinary frame path passes none, so it allocates nothing for it.
+ */
+export interface OutcomeSink {
+  settle: (ok: boolean, code?: string, message?: string) => void
+}
+
 const ALREADY_ANSWERED = failure(SendFailure.ALREADY_ANSWERED)
+
+/**
+ * What a context and its answer need of the frame's route (a registry
+ * `Route` is one); declared here so the context does not import the
+ * registry, which imports the context for its handler type.
+ */
+export interface ContextRoute {
+  readonly type: string
+  readonly replyType: string
+  readonly replyCheck: SchemaCheck | null
+  readonly timeoutMs: number
+  readonly droppable: boolean
+  readonly counters: TypeCounters
+}
 
 /** What a context needs from the router that owns it. */
 export interface ContextHost {
@@ -23,7 +44,7 @@ export interface ContextHost {
 
 export interface OutboundOptions extends SendOptions {
   /** Route whose reply schema the payload must satisfy. */
-  readonly route?: Route
+  readonly route?: ContextRoute
 }
 
 /**
@@ -32,7 +53,9 @@ export interface OutboundOptions extends SendOptions {
  * async handler runs, the context is also its deadline entry and its
  * pending-handler entry on the connection (no extra objects per frame).
  */
-export class HandlerContext<Reply = unknown> implements Deadline, PendingHandler {
+// Also the frame's Deadline and PendingHandler entry, structurally: those
+// members are internal and stripped from the published types.
+export class HandlerContext<Reply = unknown> {
   /** The frame's `id`, if it had one. */
   readonly id: MessageId | undefined
   /** The frame's `type`. */
@@ -40,7 +63,7 @@ export class HandlerContext<Reply = unknown> implements Deadline, PendingHandler
   /** @internal */
   readonly conn: Connection
   /** @internal */
-  readonly route: Route
+  readonly route: ContextRoute
   /** @internal true once a reply was sent (or attempted) through `reply()`. */
   replied = false
   /** @internal true once the router has answered for this frame (done, failed or timed out). */
@@ -49,13 +72,16 @@ export class HandlerContext<Reply = unknown> implements Deadline, PendingHandler
   pendingReply: Promise<SendResult> | null = null
   /** @internal deadline of an async handler, ms since epoch. */
   deadline = 0
+  /** @internal arrival number of the frame (frame-order error accounting). */
+  readonly seq: number
   /** @internal told the outcome (batch items only). */
   sink: OutcomeSink | undefined = undefined
   private readonly host: ContextHost
   private controller: AbortController | null = null
 
-  constructor (host: ContextHost, conn: Connection, route: Route, id: MessageId | undefined) {
+  constructor (host: ContextHost, conn: Connection, route: ContextRoute, id: MessageId | undefined, seq: number) {
     this.host = host
+    this.seq = seq
     this.conn = conn
     this.route = route
     this.id = id

@@ -140,6 +140,16 @@ export type EncodeResult =
   | { readonly ok: true, readonly text: string }
   | { readonly ok: false, readonly error: Error }
 
+/**
+ * A server frame whose payload was serialised once, ahead of time (a
+ * constant refusal): the same text `encodeFrame` gives, without serialising
+ * the payload again. Only the id is encoded here.
+ */
+export function encodeWithPayload (type: string, id: MessageId | undefined, payloadJson: string): string {
+  const idPart = id === undefined ? '' : `"id":${JSON.stringify(id)},`
+  return `{"type":${JSON.stringify(type)},${idPart}"payload":${payloadJson},"timestamp":${Date.now()}}`
+}
+
 /** Serialise a server frame: one `JSON.stringify`, never throws. */
 export function encodeFrame (type: string, id: MessageId | undefined, payload: unknown): EncodeResult {
   const frame: OutboundFrame = id === undefined

@@ -1,9 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import type { FastifyRequest } from 'fastify'
 import { resolveEnvironment, type EnvironmentName, type EnvironmentSource, type LogLevelName } from './environment.js'
 import { FST_WSR_INVALID_OPTION, FST_WSR_UNKNOWN_OPTION } from './errors.js'
-import { MemoryAdapter, type RouterAdapter } from './adapter.js'
+import type { RouterAdapter } from './adapter.js'
+import { MemoryAdapter } from './adapters/memory.js'
 import type { HandlerContext } from './context.js'
 import type { AgentRunner, UserMessage } from './agent-types.js'
 
@@ -14,26 +14,8 @@ import type { AgentRunner, UserMessage } from './agent-types.js'
 
 export type UnknownTypePolicy = 'ack' | 'error' | 'ignore'
 
-/** What `authenticate` resolves to for an admitted client. */
-export interface Identity {
-  userId: string
-  /**
-   * When the credentials expire, in ms since the epoch (a JWT's `exp * 1000`).
-   * The connection is closed with 1008 `TOKEN_EXPIRED` at the first heartbeat
-   * past it; an identity already expired is refused with 401.
-   */
-  expiresAt?: number
-  [claim: string]: unknown
-}
-
-/**
- * Identify a client before the upgrade. `token` is the bearer token found in
- * the `Authorization` header, the `token` query parameter or the
- * `Sec-WebSocket-Protocol` list (`bearer, <token>`). Return `null` to refuse
- * with 401; throw an error with a 4xx `statusCode` to refuse with that code.
- * Return `expiresAt` to end the connection when the credentials expire.
- */
-export type Authenticate = (request: FastifyRequest, token: string | undefined) => Identity | null | undefined | Promise<Identity | null | undefined>
+import type { Authenticate } from './identity.js'
+export type { Identity, Authenticate } from './identity.js'
 
 /** Decide whether a connection may join a room; false refuses with `FORBIDDEN`. */
 export type AuthorizeJoin = (ctx: HandlerContext<unknown>, room: string) => boolean | Promise<boolean>

@@ -7,4 +7,4 @@
  * import { RedisAdapter } from 'fastify-ws-router/redis'
  * await app.register(wsRouter, { path: '/ws', adapter: new RedisAdapter({ redis: process.env.REDIS_URL }) })
  */
-export { RedisAdapter, type RedisAdapterOptions } from './redis-adapter.js'
+export { RedisAdapter, type RedisAdapterOptions } from './adapters/redis.js'

@@ -5,18 +5,20 @@ import type { RawData, WebSocket } from 'ws'
 import { Connection, type ConnectionStatus } from './connection.js'
 import { HandlerContext, type OutboundOptions } from './context.js'
 import { DeadlineSweeper } from './deadlines.js'
-import { encodeFrame, PROTOCOL_VERSION, type MessageId } from './envelope.js'
+import { encodeFrame, encodeWithPayload, PROTOCOL_VERSION, type MessageId } from './envelope.js'
 import { CloseCode, FST_WSR_REGISTRY_LOCKED, SendFailure, WireErrorCode, isWsRouterError } from './errors.js'
 import type { RouterConfig } from './options.js'
 import { HandlerRegistry, validationDetails, type MessageHandler, type PayloadOf, type Route, type RouteOptions } from './registry.js'
-import { failure, sendText, type SendFailed, type SendOptions, type SendResult } from './send.js'
+import { failure, sendText, writeNow, type SendFailed, type SendOptions, type SendResult } from './send.js'
 import { RouterStats, type StatsSnapshot } from './stats.js'
-import { handleFrame } from './dispatch.js'
-import type { AdapterHost, FailedTarget, FanoutTarget, LocalDelivery, RemoteOutcome, RoomMember, RouterAdapter } from './adapter.js'
+import { handleFrame, type FrameFailure } from './dispatch.js'
+import { kBuiltinState, kHeartbeatTick } from './symbols.js'
+import { frameFailed, frameSucceeded, runBlame, type Blame } from './error-run.js'
+import type { FailedTarget, FanoutTarget, LocalDelivery, RemoteOutcome, RoomMember, RouterAdapter } from './adapter.js'
 import { AdmissionCounter } from './admission.js'
-import type { Identity } from './options.js'
+import type { Identity } from './identity.js'
 import { ABUSE_WINDOW_MS, countRefusal, type RateLimitConfig } from './rate-limit.js'
-import { JsonRpcCode, MethodRegistry, sendJsonRpcFailure, type JsonRpcCall, type JsonRpcHost, type MethodHandler, type MethodOptions, type ParamsOf } from './jsonrpc.js'
+import { JsonRpcCode, MethodRegistry, sendJsonRpcFailure, type JsonRpcCall, type MethodHandler, type MethodOptions, type ParamsOf } from './jsonrpc.js'
 
 const kConnection = Symbol('fastify-ws-router.connection')
 const kRouter = Symbol('fastify-ws-router.router')
@@ -35,25 +37,29 @@ interface ErrorPayload {
   ref?: string
 }
 
-/** Options of a failure answered with an error frame. */
-interface FrameFailure {
-  readonly code: string
-  readonly message: string
-  readonly id: MessageId | undefined
-  readonly messageType?: string | undefined
-  readonly details?: unknown
-  readonly err?: unknown
-  /** Log level of the one log line; `false` when it was logged already or is only counted. */
-  readonly level: 'info' | 'warn' | 'error' | false
-  /** Counts toward `maxConsecutiveErrors` (default true); flood refusals do not. */
-  readonly consecutive?: boolean
+/** Counters of server-initiated closes, in RouterStats. */
+type CloseCounter = 'abuseCloses' | 'backpressureCloses' | 'idleCloses' | 'heartbeatTerminations'
+
+/** A close the server decides: its code, its counter and its one log line, together. */
+interface ServerClose {
+  /** null: terminate without a close frame. */
+  readonly code: number | null
+  readonly reason: string
+  readonly counter?: CloseCounter
+  /** Level of the one log line; false when the caller logged already or nothing is worth a line (shutdown). */
+  readonly level: 'info' | 'warn' | false
+  readonly message?: string
+  readonly fields?: Record<string, unknown>
 }
 
 /**
  * One router: its handler registry, its connections, its counters, its one
  * heartbeat timer. Two routers share nothing.
  */
-export class WsRouter implements JsonRpcHost, AdapterHost {
+// It serves as the JsonRpcHost, AdapterHost and PipelineHost of its parts
+// structurally (checked where it is handed in), with no `implements` clause:
+// those members are internal and stripped from the published types.
+export class WsRouter {
   readonly config: RouterConfig
   /** @internal */
   readonly stats = new RouterStats()
@@ -72,13 +78,21 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
   /** @internal */
   readonly log: FastifyBaseLogger
   private readonly closeListeners: Array<(conn: Connection) => void> = []
+  /** The stateful built-ins' state, by name; reached by tests through the symbol. */
+  readonly [kBuiltinState] = new Map<string, unknown>()
   private locked = false
   private heartbeatTimer: NodeJS.Timeout | null = null
   private closing = false
+  /** The RATE_LIMITED refusal's message and payload, built once: shedding load must stay cheap. */
+  private readonly rateLimitMessage: string
+  private readonly rateLimitPayloadJson: string
 
   constructor (config: RouterConfig, log: FastifyBaseLogger) {
     this.config = config
     this.log = log
+    const limit = config.rateLimit
+    this.rateLimitMessage = limit === false ? '' : `Rate limit exceeded (${limit.messagesPerSecond} messages per second, burst ${limit.burst})`
+    this.rateLimitPayloadJson = JSON.stringify({ code: WireErrorCode.RATE_LIMITED, message: this.rateLimitMessage })
     this.sweeper = new DeadlineSweeper(config.handlerTimeoutMs)
     this.registry = new HandlerRegistry(this.stats, config.handlerTimeoutMs)
     this.adapter = config.adapter
@@ -162,12 +176,14 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     call.deadline = Date.now() + call.target.timeoutMs
     this.sweeper.add(call)
     call.conn.addPending(call)
+    call.conn.holdReadingIfFull(this.config.maxInFlight)
   }
 
   /** @internal JsonRpcHost */
   releaseCall (call: JsonRpcCall): void {
     this.sweeper.delete(call)
     call.conn.deletePending(call)
+    call.conn.resumeReadingIfRoom(this.config.maxInFlight)
   }
 
   /** @internal JsonRpcHost: JSON-RPC errors are counted under `jsonrpc:<code>`. */
@@ -286,13 +302,13 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     if (!encoded.ok) {
       this.stats.countSendFailure(SendFailure.SERIALIZE)
       this.log.error({ messageType: type, target, err: encoded.error, environment: this.config.environment }, 'websocket fan-out could not serialise its frame')
-      return { ok: false, reason: SendFailure.SERIALIZE, targets: 0, delivered: 0, failed: [], remote: null }
+      return { ok: false, reason: SendFailure.SERIALIZE, targets: 0, delivered: 0, failed: [], written: 0, buffered: 0, dropped: 0, remote: null }
     }
     const droppable = options?.droppable === true
-    const local = this.deliverLocal(target, type, encoded.text, droppable)
+    const local = this.handOver(target, type, encoded.text, droppable)
     const remote = this.adapter.publish(target, encoded.text, { type, droppable })
       .catch((err: unknown): RemoteOutcome => ({ instances: 0, error: (err as Error).message ?? 'PUBLISH_FAILED' }))
-    const { targets, failed } = await local
+    const { targets, failed } = local
     const remoteOutcome = await remote
     const delivered = targets - failed.length
     const remoteError = remoteOutcome?.error
@@ -303,6 +319,9 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
       targets,
       delivered,
       failed,
+      written: local.written ?? 0,
+      buffered: local.buffered ?? 0,
+      dropped: local.dropped ?? 0,
       remote: remoteOutcome
     }
     if (noTarget) result.reason = 'NO_TARGET'
@@ -323,25 +342,40 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
   }
 
   /**
-   * @internal AdapterHost: write an encoded frame to this instance's
-   * connections that a target names; each failure is counted (the caller
-   * logs the fan-out once).
+   * @internal AdapterHost: hand an encoded frame to this instance's
+   * connections that a target names, without waiting on any of them; each
+   * failure is counted (the caller logs the fan-out once). The outcome is
+   * each target's state at hand-over: written, buffered, dropped or failed.
    */
   async deliverLocal (target: FanoutTarget, type: string, text: string, droppable: boolean): Promise<LocalDelivery> {
+    return this.handOver(target, type, text, droppable)
+  }
+
+  private handOver (target: FanoutTarget, type: string, text: string, droppable: boolean): Required<LocalDelivery> {
     const ids = this.adapter.localTargets(target)
-    const options = droppable ? DROPPABLE : undefined
-    const sends: Array<Promise<SendResult>> = new Array(ids.length)
-    for (let i = 0; i < ids.length; i++) {
-      const conn = this.connections.get(ids[i] as string)
-      sends[i] = conn === undefined ? Promise.resolve(failure(SendFailure.NOT_OPEN)) : this.deliver(conn, type, text, options)
-    }
-    const results = await Promise.all(sends)
     const failed: FailedTarget[] = []
-    for (let i = 0; i < results.length; i++) {
-      const result = results[i] as SendResult
-      if (!result.ok) failed.push({ connectionId: ids[i] as string, reason: result.reason })
+    let written = 0
+    let buffered = 0
+    let dropped = 0
+    for (let i = 0; i < ids.length; i++) {
+      const connectionId = ids[i] as string
+      const conn = this.connections.get(connectionId)
+      const outcome = conn === undefined ? SendFailure.NOT_OPEN : writeNow(conn, text, this.config, droppable)
+      if (outcome === 'WRITTEN') {
+        written++
+        continue
+      }
+      if (outcome === 'BUFFERED') {
+        buffered++
+        continue
+      }
+      if (outcome === SendFailure.DROPPED) dropped++
+      failed.push({ connectionId, reason: outcome })
+      if (conn === undefined) this.stats.countSendFailure(SendFailure.NOT_OPEN)
+      else this.countFailedSend(conn, type, failure(outcome))
     }
-    return { targets: ids.length, failed }
+    this.stats.sendsOk += written + buffered
+    return { targets: ids.length, failed, written, buffered, dropped }
   }
 
   /** Presence of a user on every instance the adapter sees. */
@@ -354,15 +388,6 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     return this.adapter.onlineUsers()
   }
 
-  /** One target of a fan-out: counted here, logged by the fan-out as a whole. */
-  private deliver (conn: Connection, type: string, text: string, options: SendOptions | undefined): Promise<SendResult> {
-    return sendText(conn, text, this.config, options).then((result) => {
-      if (result.ok) this.stats.sendsOk++
-      else this.countFailedSend(conn, type, result)
-      return result
-    })
-  }
-
   private countFailedSend (conn: Connection, type: string, result: SendFailed): void {
     this.stats.countSendFailure(result.reason)
     if (result.reason === SendFailure.DROPPED) this.stats.countDropped(type)
@@ -371,10 +396,37 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
 
   /** A must-deliver send could not get through: the client cannot keep up. */
   private closeStuck (conn: Connection): void {
-    if (!conn.isOpen) return
-    this.stats.backpressureCloses++
-    conn.log.warn({ bufferedAmount: conn.socket.bufferedAmount, maxBufferedBytes: this.config.maxBufferedBytes, environment: this.config.environment }, 'closing websocket: client does not read fast enough (1013)')
-    conn.socket.close(CloseCode.TRY_AGAIN_LATER, 'client too slow')
+    this.closeConnection(conn, {
+      code: CloseCode.TRY_AGAIN_LATER,
+      reason: 'client too slow',
+      counter: 'backpressureCloses',
+      level: 'warn',
+      message: 'closing websocket: client does not read fast enough (1013)',
+      fields: { bufferedAmount: conn.socket.bufferedAmount, maxBufferedBytes: this.config.maxBufferedBytes }
+    })
+  }
+
+  /**
+   * @internal The one place the server closes a connection: the code, its
+   * counter and one log line together. The connection leaves its rooms and
+   * its user's list at once, not after the close handshake (a peer that does
+   * not read may hold CLOSING for ws's 30 s close timeout). False when the
+   * connection was no longer open.
+   */
+  closeConnection (conn: Connection, close: ServerClose): boolean {
+    if (!conn.isOpen) return false
+    if (close.counter !== undefined) this.stats[close.counter]++
+    if (close.level !== false) conn.log[close.level]({ ...close.fields, code: close.code ?? undefined, environment: this.config.environment }, close.message ?? close.reason)
+    conn.close(close.code, close.reason)
+    this.detach(conn)
+    return true
+  }
+
+  /** Out of every room and user list (the adapter's), once; the connection object stays until its socket closes. */
+  private detach (conn: Connection): void {
+    if (conn.detached) return
+    conn.detached = true
+    this.adapter.removeConnection(conn.id)
   }
 
   /**
@@ -414,7 +466,13 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     routed[kRouter] = this
     socket.on('message', onSocketMessage)
     socket.on('pong', onSocketPong)
+    socket.on('ping', onSocketPing)
     socket.on('close', onSocketClose)
+    // The router owns its sockets' errors, whoever registered @fastify/websocket:
+    // its default handler logs a stack at error level and terminates (the peer
+    // and closedByCode would see 1006 instead of the code ws sent).
+    socket.removeAllListeners('error')
+    socket.on('error', onSocketError)
     this.connections.set(id, conn)
     this.adapter.addConnection(id, userId)
     this.stats.connectionsOpen++
@@ -459,6 +517,13 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     })
   }
 
+  /** One frame written without waiting on the socket; its outcome counted, a failure logged once. */
+  private writeNow (conn: Connection, type: string, id: MessageId | undefined, text: string): void {
+    const outcome = writeNow(conn, text, this.config, false)
+    if (outcome === 'WRITTEN' || outcome === 'BUFFERED') this.stats.sendsOk++
+    else this.sendFailed(conn, type, id, failure(outcome))
+  }
+
   /** @internal ContextHost: a send refused before the socket, counted and logged like the others. */
   reportSendFailure (conn: Connection, type: string, id: MessageId | undefined, result: SendFailed): SendResult {
     return this.sendFailed(conn, type, id, result)
@@ -501,7 +566,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
       if (ref !== undefined) payload.ref = ref
       this.sendFrame(conn, 'error', failure.id, payload)
     }
-    if (failure.consecutive !== false) this.countConsecutiveError(conn)
+    if (failure.consecutive !== false) this.countConsecutiveError(conn, failure.seq, failure.blame)
   }
 
   /**
@@ -516,31 +581,55 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     const abusive = countRefusal(conn, limit, now)
     if (this.config.protocol === 'jsonrpc') {
       sendJsonRpcFailure(this, conn, JsonRpcCode.RATE_LIMITED, typeof id === 'string' || typeof id === 'number' ? id : null)
+    } else if (!firstInWindow) {
+      // The steady state of a flood: a constant frame, written without waiting
+      // (a flooder over the high-water mark is closed with 1013, not waited on).
+      this.writeNow(conn, 'error', id, encodeWithPayload('error', id, this.rateLimitPayloadJson))
     } else {
       this.rejectFrame(conn, {
         code: WireErrorCode.RATE_LIMITED,
-        message: `Rate limit exceeded (${limit.messagesPerSecond} messages per second, burst ${limit.burst})`,
+        message: this.rateLimitMessage,
         id,
         level: firstInWindow ? 'warn' : false,
-        consecutive: false
+        consecutive: false,
+        seq: conn.frameSeq,
+        blame: 'client'
       })
     }
-    if (abusive && conn.isOpen) {
-      this.stats.abuseCloses++
-      conn.log.warn({ refusedInWindow: conn.refusedInWindow, environment: this.config.environment }, 'closing websocket: sustained flooding (1008)')
-      conn.socket.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded')
+    if (abusive) {
+      this.closeConnection(conn, {
+        code: CloseCode.POLICY_VIOLATION,
+        reason: 'rate limit exceeded',
+        counter: 'abuseCloses',
+        level: 'warn',
+        message: 'closing websocket: sustained flooding (1008)',
+        fields: { refusedInWindow: conn.refusedInWindow }
+      })
     }
   }
 
-  /** @internal A frame was answered without failure. */
-  countSuccess (conn: Connection): void {
-    conn.consecutiveErrors = 0
+  /** @internal The frame that arrived as number `seq` succeeded (its reply may still be on its way). */
+  countSuccess (conn: Connection, seq: number): void {
+    frameSucceeded(conn, seq)
   }
 
-  private countConsecutiveError (conn: Connection): void {
-    if (++conn.consecutiveErrors >= this.config.maxConsecutiveErrors && conn.isOpen) {
-      conn.log.warn({ consecutiveErrors: conn.consecutiveErrors, environment: this.config.environment }, 'closing websocket after too many consecutive errors')
-      conn.socket.close(CloseCode.INTERNAL_ERROR, 'too many consecutive errors')
+  /**
+   * A run of `maxConsecutiveErrors` failed frames, in arrival order, closes
+   * the connection: with 1008 when the client caused every one of them
+   * (invalid frames, validation, coded refusals), with 1011 when a handler
+   * failure is among them.
+   */
+  private countConsecutiveError (conn: Connection, seq: number, blame: Blame): void {
+    const run = frameFailed(conn, seq, blame)
+    if (run >= this.config.maxConsecutiveErrors && conn.isOpen) {
+      const server = runBlame(conn) === 'server'
+      this.closeConnection(conn, {
+        code: server ? CloseCode.INTERNAL_ERROR : CloseCode.POLICY_VIOLATION,
+        reason: server ? 'too many consecutive errors' : 'too many invalid frames',
+        level: 'warn',
+        message: 'closing websocket after too many consecutive errors',
+        fields: { consecutiveErrors: run }
+      })
     }
   }
 
@@ -550,12 +639,13 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     this.stats.handlerErrors++
     ctx.route.counters.failed++
     if (isWsRouterError(err)) {
-      this.rejectFrame(ctx.conn, { code: err.code, message: err.message, details: err.details, id: ctx.id, messageType: ctx.type, err, level: 'warn' })
+      // A coded refusal: the handler judged the frame, so the client is to blame.
+      this.rejectFrame(ctx.conn, { code: err.code, message: err.message, details: err.details, id: ctx.id, messageType: ctx.type, err, level: 'warn', seq: ctx.seq, blame: 'client' })
       ctx.sink?.settle(false, err.code, err.message)
       return
     }
     const message = this.config.exposeErrorMessages && err instanceof Error ? err.message : GENERIC_HANDLER_MESSAGE
-    this.rejectFrame(ctx.conn, { code: WireErrorCode.HANDLER_ERROR, message, id: ctx.id, messageType: ctx.type, err, level: 'error' })
+    this.rejectFrame(ctx.conn, { code: WireErrorCode.HANDLER_ERROR, message, id: ctx.id, messageType: ctx.type, err, level: 'error', seq: ctx.seq, blame: 'server' })
     ctx.sink?.settle(false, WireErrorCode.HANDLER_ERROR, message)
   }
 
@@ -566,7 +656,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     ctx.route.counters.failed++
     const message = `Handler did not finish within ${ctx.route.timeoutMs} ms`
     ctx.abort(new Error(message))
-    this.rejectFrame(ctx.conn, { code: WireErrorCode.HANDLER_TIMEOUT, message, id: ctx.id, messageType: ctx.type, level: 'error' })
+    this.rejectFrame(ctx.conn, { code: WireErrorCode.HANDLER_TIMEOUT, message, id: ctx.id, messageType: ctx.type, level: 'error', seq: ctx.seq, blame: 'server' })
     ctx.sink?.settle(false, WireErrorCode.HANDLER_TIMEOUT, message)
   }
 
@@ -575,10 +665,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     this.sweeper.delete(ctx)
     const conn = ctx.conn
     conn.deletePending(ctx)
-    if (conn.readingPaused && conn.inFlight < this.config.maxInFlight) {
-      conn.readingPaused = false
-      if (conn.isOpen) conn.socket.resume()
-    }
+    conn.resumeReadingIfRoom(this.config.maxInFlight)
   }
 
   /** @internal Start tracking an async handler. */
@@ -587,25 +674,39 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     this.sweeper.add(ctx)
     const conn = ctx.conn
     conn.addPending(ctx)
-    if (conn.inFlight >= this.config.maxInFlight && !conn.readingPaused) {
-      // Stop reading rather than buffer frames without bound; resumed as handlers finish.
-      conn.readingPaused = true
-      conn.socket.pause()
-    }
+    conn.holdReadingIfFull(this.config.maxInFlight)
   }
 
   /** @internal */
-  newContext (conn: Connection, route: Route, id: MessageId | undefined): HandlerContext<unknown> {
-    return new HandlerContext(this, conn, route, id)
+  newContext (conn: Connection, route: Route, id: MessageId | undefined, seq: number): HandlerContext<unknown> {
+    return new HandlerContext(this, conn, route, id, seq)
+  }
+
+  /**
+   * @internal A socket-level protocol error: ws refused a frame (bad framing,
+   * invalid UTF-8, too big) and already began the close with the matching
+   * code, or terminated a ping flood; or the router's own size check closed
+   * the connection. Counted by code and logged once at `warn`, without a
+   * stack (a client can cause it at connection rate); the connection leaves
+   * its rooms at once.
+   */
+  protocolError (conn: Connection, code: string, closeCode: number | null, message: string): void {
+    this.stats.countProtocolError(code)
+    conn.log.warn({ code, closeCode: closeCode ?? undefined, message, state: conn.state, environment: this.config.environment }, 'websocket protocol error')
+    if (closeCode !== null && conn.closeSent === null) conn.closeSent = closeCode
+    // An error ws did not close for (none known today): no frame can be trusted, end it.
+    if (conn.isOpen) conn.close(null, 'protocol error')
+    this.detach(conn)
   }
 
   /** @internal the socket closed: release everything the connection owns, once. */
   removeConnection (conn: Connection, code: number): void {
     if (!this.connections.delete(conn.id)) return
-    this.adapter.removeConnection(conn.id)
+    this.detach(conn)
     this.admissions.remove(conn.userId)
     this.stats.connectionsOpen--
-    this.stats.countClose(code)
+    // The code the server sent when it closed first; otherwise the peer's (1006: none).
+    this.stats.countClose(conn.closeSent ?? code)
     conn.release(new Error(`connection closed (${code})`))
     for (const listener of this.closeListeners) listener(conn)
     if (this.connections.size === 0) this.stopHeartbeat()
@@ -628,35 +729,50 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
    * ask the too-old to reconnect, ping the rest. Exposed for tests with a
    * chosen clock.
    */
-  heartbeatTick (now: number = Date.now()): void {
+  [kHeartbeatTick] (now: number = Date.now()): void {
     const { livenessWindowMs, maxConnectionAgeMs, idleTimeoutMs } = this.config
     for (const conn of this.connections.values()) {
       if (!conn.isOpen) continue
       const expiresAt = conn.identity.expiresAt
       if (expiresAt !== undefined && now >= expiresAt) {
-        conn.log.info({ expiredMs: now - expiresAt, environment: this.config.environment }, 'closing websocket: its credentials expired (1008)')
-        conn.socket.close(CloseCode.POLICY_VIOLATION, 'TOKEN_EXPIRED')
+        this.closeConnection(conn, {
+          code: CloseCode.POLICY_VIOLATION,
+          reason: 'TOKEN_EXPIRED',
+          level: 'info',
+          message: 'closing websocket: its credentials expired (1008)',
+          fields: { expiredMs: now - expiresAt }
+        })
         continue
       }
       // A connection whose reading the router paused (maxInFlight) cannot show
       // its pongs: it is busy, not dead, and its handlers have their own timeouts.
       if (now - conn.lastSeenAt > livenessWindowMs && !conn.readingPaused) {
-        this.stats.heartbeatTerminations++
-        conn.log.info({ lastSeenMs: now - conn.lastSeenAt, livenessWindowMs, environment: this.config.environment }, 'terminating websocket: no pong within the liveness window')
-        conn.socket.terminate()
+        this.closeConnection(conn, {
+          code: null,
+          reason: 'no pong',
+          counter: 'heartbeatTerminations',
+          level: 'info',
+          message: 'terminating websocket: no pong within the liveness window',
+          fields: { lastSeenMs: now - conn.lastSeenAt, livenessWindowMs }
+        })
         continue
       }
       if (idleTimeoutMs > 0 && now - conn.lastFrameAt > idleTimeoutMs) {
-        this.stats.idleCloses++
-        conn.log.info({ idleMs: now - conn.lastFrameAt, idleTimeoutMs, environment: this.config.environment }, 'closing idle websocket (1001)')
-        conn.socket.close(CloseCode.GOING_AWAY, 'idle timeout')
+        this.closeConnection(conn, {
+          code: CloseCode.GOING_AWAY,
+          reason: 'idle timeout',
+          counter: 'idleCloses',
+          level: 'info',
+          message: 'closing idle websocket (1001)',
+          fields: { idleMs: now - conn.lastFrameAt, idleTimeoutMs }
+        })
         continue
       }
       if (maxConnectionAgeMs > 0 && now - conn.openedAt >= maxConnectionAgeMs) {
         if (!conn.retiring) this.retire(conn, 'max_connection_age')
         continue
       }
-      conn.socket.ping()
+      conn.ping()
     }
   }
 
@@ -666,7 +782,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
     conn.log.info({ reason, ageMs: Date.now() - conn.openedAt, environment: this.config.environment }, 'asking websocket client to reconnect (1012)')
     const retryAfterMs = Math.floor(Math.random() * 1000)
     this.sendFrame(conn, 'reconnect', undefined, { reason, retryAfterMs }).then(() => {
-      if (conn.isOpen) conn.socket.close(CloseCode.SERVICE_RESTART, reason)
+      this.closeConnection(conn, { code: CloseCode.SERVICE_RESTART, reason, level: false })
     })
   }
 
@@ -690,7 +806,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
       let lastResort: NodeJS.Timeout | undefined
       const timer = setTimeout(() => {
         for (const conn of open) {
-          if (conn.socket.readyState !== 3) conn.socket.terminate()
+          conn.terminate()
         }
         // A transport that never reports its end (app.injectWS's in-memory
         // socket) must not hold app.close(): give up waiting shortly after.
@@ -711,7 +827,7 @@ export class WsRouter implements JsonRpcHost, AdapterHost {
           continue
         }
         conn.socket.once('close', onClosed)
-        conn.socket.close(CloseCode.GOING_AWAY, 'server shutting down')
+        this.closeConnection(conn, { code: CloseCode.GOING_AWAY, reason: 'server shutting down', level: false })
       }
     })
     await this.adapter.close()
@@ -729,10 +845,18 @@ export interface FanoutResult {
   ok: boolean
   /** `NO_TARGET`: nobody, on any instance, matched; `SERIALIZE`: the payload could not be encoded. */
   reason?: 'NO_TARGET' | typeof SendFailure.SERIALIZE
-  /** Local connections the frame was written to (or tried). */
+  /** Local connections the frame was handed to (or tried). */
   targets: number
+  /** Local targets that accepted the frame: `written + buffered`. */
   delivered: number
+  /** Local targets that did not take it, with the reason (`DROPPED` ones included). */
   failed: FailedTarget[]
+  /** Local targets whose socket took the whole frame at once. */
+  written: number
+  /** Local targets that accepted it into their send buffer, behind earlier frames. */
+  buffered: number
+  /** Local targets that skipped a droppable frame, being over the high-water mark (also in `failed`). */
+  dropped: number
   /** Other instances (null with the in-memory adapter). */
   remote: RemoteOutcome | null
 }
@@ -742,10 +866,10 @@ function noop (): void {}
 /** After terminate() at the end of the grace, how long close() still waits for the sockets' 'close'. */
 const TERMINATE_SETTLE_MS = 500
 
-const DROPPABLE: SendOptions = Object.freeze({ droppable: true })
+const CLOSING = 2
 
 function heartbeat (router: WsRouter): void {
-  router.heartbeatTick()
+  router[kHeartbeatTick]()
 }
 
 function onSocketMessage (this: WebSocket, data: RawData, isBinary: boolean): void {
@@ -755,6 +879,36 @@ function onSocketMessage (this: WebSocket, data: RawData, isBinary: boolean): vo
 
 function onSocketPong (this: WebSocket): void {
   (this as RoutedSocket)[kConnection].lastSeenAt = Date.now()
+}
+
+/**
+ * ws (>= 8.23) terminates a peer that sends pings faster than it reads the
+ * pongs (`maxPendingAutoPongs`), then still emits the ping: a socket that
+ * went CLOSING on a ping, without the router closing it, was a ping flood.
+ */
+function onSocketPing (this: WebSocket): void {
+  if (this.readyState !== CLOSING) return
+  const socket = this as RoutedSocket
+  const conn = socket[kConnection]
+  if (conn.detached) return
+  socket[kRouter].protocolError(conn, 'PING_FLOOD', null, 'ping flood: the peer did not read its pongs (maxPendingAutoPongs)')
+}
+
+function onSocketError (this: WebSocket, error: Error): void {
+  const socket = this as RoutedSocket
+  const code = (error as { code?: unknown }).code
+  socket[kRouter].protocolError(socket[kConnection], typeof code === 'string' ? code : 'UNKNOWN', closeCodeOf(error), error.message)
+}
+
+/** The close code ws sent for an error it raised while reading (kept on a symbol of its own). */
+function closeCodeOf (error: Error): number | null {
+  for (const key of Object.getOwnPropertySymbols(error)) {
+    if (key.description === 'status-code') {
+      const value = (error as unknown as Record<symbol, unknown>)[key]
+      return typeof value === 'number' ? value : null
+    }
+  }
+  return null
 }
 
 function onSocketClose (this: WebSocket, code: number): void {

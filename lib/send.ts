@@ -103,6 +103,33 @@ function write (conn: Connection, text: string, limits: SendLimits): Promise<Sen
   })
 }
 
+/**
+ * What became of one fan-out target at the moment the frame was handed over:
+ * - `WRITTEN`: the socket took the whole frame (nothing left in its buffer);
+ * - `BUFFERED`: accepted, but waiting in the socket's buffer behind earlier frames;
+ * - `DROPPED`: a droppable frame skipped, the buffer being over the high-water mark;
+ * - any other `SendFailure`: not accepted (`NOT_OPEN`, `TOO_LARGE`, `BACKPRESSURE`).
+ */
+export type Handover = 'WRITTEN' | 'BUFFERED' | SendFailure
+
+/**
+ * Hand one frame of a fan-out to a connection without waiting on it: a
+ * fan-out never waits on its slowest target. A must-deliver frame for a
+ * connection whose buffer is already over the high-water mark, or that
+ * would pass `maxBufferedBytes`, is `BACKPRESSURE` at once (the caller closes
+ * such a connection with 1013), where a single send would wait for drain.
+ */
+export function writeNow (conn: Connection, text: string, limits: SendLimits, droppable: boolean): Handover {
+  const socket = conn.socket
+  if (socket.readyState !== OPEN) return SendFailure.NOT_OPEN
+  if (exceedsBytes(text, limits.maxOutboundBytes)) return SendFailure.TOO_LARGE
+  const buffered = socket.bufferedAmount
+  if (buffered >= limits.highWaterMarkBytes) return droppable ? SendFailure.DROPPED : SendFailure.BACKPRESSURE
+  if (overCap(buffered, text, limits)) return SendFailure.BACKPRESSURE
+  socket.send(text, conn.writeDone)
+  return socket.bufferedAmount > 0 ? 'BUFFERED' : 'WRITTEN'
+}
+
 function waitForDrain (conn: Connection, timeoutMs: number): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
     const waiter: DrainWaiter = {

@@ -10,7 +10,7 @@ import { FST_WSR_ALREADY_REGISTERED, FST_WSR_ANONYMOUS_IN_PRODUCTION, FST_WSR_NO
 import { registerHeartbeat } from '../lib/handlers/heartbeat.js'
 import { registerPing } from '../lib/handlers/ping.js'
 import { registerBuiltins } from '../lib/handlers/index.js'
-import { registerBatch } from '../lib/handlers/batch.js'
+import { registerBatch } from '../lib/batch.js'
 import { registerLegacyAliases } from '../lib/handlers/aliases.js'
 import { compileOrigins, extractToken, refusal, RefusalReason, selectProtocol, type Refusal } from '../lib/admission.js'
 import { allowsDemoIdentity } from '../lib/environment.js'
@@ -319,13 +319,10 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
   })
 
   function onSocketError (this: FastifyInstance, error: Error, socket: WebSocket, request: FastifyRequest): void {
-    // ws raises these while reading a bad frame, after it started the close
-    // handshake with the matching code (1002, 1007, 1009): log and count, let ws close.
-    const code = (error as { code?: string }).code ?? 'UNKNOWN'
-    router.stats.countProtocolError(code)
-    const conn = (request as RouterRequest)[kConnection]
-    ;(conn?.log ?? request.log).warn({ err: error, code, state: conn?.state, environment: config.environment }, 'websocket protocol error')
-    if (socket.readyState === socket.OPEN) socket.terminate()
+    // Socket errors reach the router's own listener (router.accept); only a
+    // throw while adopting the socket lands here.
+    request.log.error({ err: error, environment: config.environment }, 'websocket could not be adopted')
+    socket.terminate()
   }
 }
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { AgentRunContext, AgentStep } from '../lib/agent-types.js'
 import { WsRouterError } from '../lib/index.js'
-import { agentRunsOf } from '../lib/handlers/index.js'
+import { agentRunsOf } from './helpers/internals.js'
 import { startServer } from './helpers/server.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'
 import { delay, waitFor } from './helpers/wait.js'

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { WsRouterError } from '../lib/index.js'
-import { MemoryAdapter, type RemoteOutcome } from '../lib/adapter.js'
+import { MemoryAdapter, type RemoteOutcome } from '../lib/index.js'
 import type { WsRouter } from '../lib/router.js'
 import { startServer } from './helpers/server.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'

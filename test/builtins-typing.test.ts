@@ -1,5 +1,5 @@
 import t from 'tap'
-import { typingTrackerOf } from '../lib/handlers/index.js'
+import { typingTrackerOf } from './helpers/internals.js'
 import { startServer } from './helpers/server.js'
 import { connectTestClient, type TestClient } from '../lib/testing.js'
 import { ClientError, type Frame } from '../lib/client/index.js'

@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { ConnectionStatus } from '../lib/index.js'
 import { startServer } from './helpers/server.js'
+import { heartbeatTick } from './helpers/internals.js'
 import { connect } from './helpers/client.js'
 import { delay, waitFor } from './helpers/wait.js'
 
@@ -45,7 +46,7 @@ t.test('heartbeat: a silent peer is terminated, a live one kept (chosen clock)',
   await live.next('connection_established')
   const router = server.app.wsRouter
   const start = Date.now()
-  router.heartbeatTick(start + 60_000)
+  heartbeatTick(router, start + 60_000)
   t.equal(router.connectionCount, 2, 'both inside the window at the first tick')
   live.send({ type: 'ping', id: 1 })
   await live.next('pong')
@@ -53,7 +54,7 @@ t.test('heartbeat: a silent peer is terminated, a live one kept (chosen clock)',
   for (const status of [...(router as unknown as { connections: Map<string, { userId: string, lastSeenAt: number }> }).connections.values()]) {
     if (status.userId === 'live') status.lastSeenAt = start + 80_000
   }
-  router.heartbeatTick(start + 120_000)
+  heartbeatTick(router, start + 120_000)
   const closed = await silent.closed
   t.equal(closed.code, 1006, 'the silent peer was terminated (no close frame)')
   await waitFor(() => router.connectionCount === 1)

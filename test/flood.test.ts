@@ -1,5 +1,6 @@
 import t from 'tap'
 import { startServer } from './helpers/server.js'
+import { heartbeatTick } from './helpers/internals.js'
 import { connect } from './helpers/client.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -91,11 +92,11 @@ t.test('Cloud Run preset: a connection at its maximum age gets reconnect then 10
   t.teardown(server.close)
   const client = await connect(server.url)
   await client.next('connection_established')
-  server.app.wsRouter.heartbeatTick(Date.now() + 30_000)
+  heartbeatTick(server.app.wsRouter, Date.now() + 30_000)
   client.send({ type: 'ping', id: 'probe' })
   await client.next('pong')
   t.notOk(client.frames.some((f) => f.type === 'reconnect'), 'not before its age')
-  server.app.wsRouter.heartbeatTick(Date.now() + 61_000)
+  heartbeatTick(server.app.wsRouter, Date.now() + 61_000)
   const reconnect = await client.next('reconnect')
   t.equal(reconnect.payload.reason, 'max_connection_age')
   t.type(reconnect.payload.retryAfterMs, 'number')

@@ -9,6 +9,7 @@ import { wsRouter, type WsRouterOptions } from '../lib/index.js'
 import { redactUrl } from '../lib/redact.js'
 import { logSink, startServer } from './helpers/server.js'
 import { connect, tryUpgrade } from './helpers/client.js'
+import { heartbeatTick } from './helpers/internals.js'
 
 t.test('wsRouter where no router is registered: FST_WSR_NO_ROUTER, never undefined', async (t) => {
   const app = Fastify()
@@ -104,9 +105,9 @@ t.test('authenticate with expiresAt: closed with 1008 TOKEN_EXPIRED by the heart
   const client = await connect(server.url)
   await client.next('connection_established')
   const router = server.app.wsRouter
-  router.heartbeatTick(Date.now() + 30_000)
+  heartbeatTick(router, Date.now() + 30_000)
   t.equal(router.connectionCount, 1, 'still open before the expiry')
-  router.heartbeatTick((expiresAt as number) + 1)
+  heartbeatTick(router, (expiresAt as number) + 1)
   const closed = await client.closed
   t.equal(closed.code, 1008, 'closed with 1008 once past it')
   t.equal(closed.reason, 'TOKEN_EXPIRED', 'the reason says why')

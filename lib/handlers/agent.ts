@@ -2,13 +2,15 @@ import { randomUUID } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
 import type { FastifyBaseLogger } from 'fastify'
 import type { AgentRunContext, AgentRunner, AgentStep } from '../agent-types.js'
-import type { Connection } from '../connection.js'
 import type { MessageId } from '../envelope.js'
 import { SendFailure, WireErrorCode, WsRouterError, isWsRouterError } from '../errors.js'
 import type { WsRouter } from '../router.js'
+
+/** The connection a run answers on, as the router's send takes it (no import of the engine's connection module). */
+type Connection = Parameters<WsRouter['sendFrame']>[0]
+import { kBuiltinState } from '../symbols.js'
 import type { SendResult } from '../send.js'
-import { requireMember } from './membership.js'
-import { RoomPayload } from './rooms.js'
+import { RoomPayload, requireMember } from './membership.js'
 
 /**
  * Agent runs: `start_agent` starts a runner (an async generator) without
@@ -142,13 +144,6 @@ export class AgentRuns {
   }
 }
 
-const registries = new WeakMap<WsRouter, AgentRuns>()
-
-/** @internal a router's agent runs, for tests. */
-export function agentRunsOf (router: WsRouter): AgentRuns | undefined {
-  return registries.get(router)
-}
-
 export function startAgentSchema (maxMessageChars: number) {
   return Type.Object({
     input: Type.String({ minLength: 1, maxLength: maxMessageChars }),
@@ -173,7 +168,7 @@ export const StopAgentPayload = Type.Object({ runId: Type.String({ minLength: 1,
 export function registerAgent (router: WsRouter): AgentRuns {
   const { agent, agentName, maxConcurrentRuns, maxMessageChars } = router.config
   const runs = new AgentRuns()
-  registries.set(router, runs)
+  router[kBuiltinState].set('agent', runs)
   router.onConnectionClosed((conn) => runs.connectionClosed(conn.id))
 
   router.on('start_agent', { schema: startAgentSchema(maxMessageChars), replyType: 'agent_started' }, (payload, ctx) => {

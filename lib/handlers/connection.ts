@@ -24,11 +24,10 @@ export function registerConnection (router: WsRouter): void {
     userId: ctx.userId
   }))
   router.on('disconnect', { schema: NoPayload, replyType: 'connection_ack' }, (_payload, ctx) => {
-    ctx.reply(DISCONNECT_ACK).then(() => closeNormally(ctx))
+    ctx.reply(DISCONNECT_ACK).then(() => closeNormally(router, ctx))
   })
 }
 
-function closeNormally (ctx: HandlerContext<unknown>): void {
-  const conn = ctx.conn
-  if (conn.isOpen) conn.socket.close(CloseCode.NORMAL, 'disconnect requested')
+function closeNormally (router: WsRouter, ctx: HandlerContext<unknown>): void {
+  router.closeConnection(ctx.conn, { code: CloseCode.NORMAL, reason: 'disconnect requested', level: false })
 }

@@ -4,7 +4,8 @@ import { registerAgent } from './agent.js'
 import { registerClientError } from './client-error.js'
 import { registerConnection } from './connection.js'
 import { registerRooms } from './rooms.js'
-import { registerTyping } from './typing.js'
+import { registerTyping, type TypingTracker } from './typing.js'
+import { kBuiltinState } from '../symbols.js'
 import { registerUserMessage } from './user-message.js'
 
 /** The built-ins this module registers, by their switch in `builtins` (`batch` lives with dispatch). */
@@ -12,7 +13,10 @@ export type BuiltinName = Exclude<keyof BuiltinSwitches, 'batch'>
 
 export const builtinRegistrars: Readonly<Record<BuiltinName, (router: WsRouter) => unknown>> = Object.freeze({
   connection: registerConnection,
-  rooms: registerRooms,
+  // Whoever leaves a room stops typing there (the indicator would otherwise last until it expires).
+  rooms: (router: WsRouter) => registerRooms(router, (connectionId, userId, room) => {
+    (router[kBuiltinState].get('typing') as TypingTracker | undefined)?.stop(connectionId, userId, room)
+  }),
   typing: registerTyping,
   userMessage: registerUserMessage,
   agent: registerAgent,
@@ -34,5 +38,3 @@ export function registerBuiltins (router: WsRouter): void {
 }
 
 export { registerAgent, registerClientError, registerConnection, registerRooms, registerTyping, registerUserMessage }
-export { agentRunsOf } from './agent.js'
-export { typingTrackerOf } from './typing.js'

@@ -1,5 +1,9 @@
+import { Type } from '@sinclair/typebox'
 import { WireErrorCode, WsRouterError } from '../errors.js'
 import type { WsRouter } from '../router.js'
+
+/** `{ room }`: the payload of the room built-ins, shared by them here so none imports another. */
+export const RoomPayload = Type.Object({ room: Type.String({ minLength: 1, maxLength: 128 }) })
 
 /**
  * Only members speak in a room: typing, messages and room-bound agent runs

@@ -1,9 +1,11 @@
-import { Type } from '@sinclair/typebox'
 import { WireErrorCode, WsRouterError } from '../errors.js'
 import type { WsRouter } from '../router.js'
-import { typingTrackerOf } from './typing.js'
+import { RoomPayload } from './membership.js'
 
-export const RoomPayload = Type.Object({ room: Type.String({ minLength: 1, maxLength: 128 }) })
+export { RoomPayload }
+
+/** Told when a connection leaves a room (the typing built-in stops its indicator there). */
+export type OnLeave = (connectionId: string, userId: string, room: string) => void
 
 /**
  * `join` `{ room }` → `joined` `{ room }`; `leave` `{ room }` → `left` `{ room }`.
@@ -11,7 +13,7 @@ export const RoomPayload = Type.Object({ room: Type.String({ minLength: 1, maxLe
  * `maxRoomsPerConnection` rooms gets `ROOM_LIMIT`. Joining twice is not an
  * error (`joined` again); all rooms are left when the connection closes.
  */
-export function registerRooms (router: WsRouter): void {
+export function registerRooms (router: WsRouter, onLeave?: OnLeave): void {
   const { authorizeJoin, maxRoomsPerConnection } = router.config
   router.on('join', { schema: RoomPayload, replyType: 'joined' }, async (payload, ctx) => {
     const room = payload.room
@@ -27,7 +29,7 @@ export function registerRooms (router: WsRouter): void {
   router.on('leave', { schema: RoomPayload, replyType: 'left' }, (payload, ctx) => {
     router.leave(ctx.connectionId, payload.room)
     // Whoever leaves stops typing there (the indicator would otherwise last until it expires).
-    typingTrackerOf(router)?.stop(ctx.connectionId, ctx.userId, payload.room)
+    onLeave?.(ctx.connectionId, ctx.userId, payload.room)
     return { room: payload.room }
   })
 }

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { WsRouter } from '../router.js'
-import { requireMember } from './membership.js'
-import { RoomPayload } from './rooms.js'
+import { kBuiltinState } from '../symbols.js'
+import { RoomPayload, requireMember } from './membership.js'
 
 /** One user typing in one room. */
 interface TypingEntry {
@@ -154,13 +154,6 @@ function sweepTyping (tracker: TypingTracker): void {
   tracker.sweep(Date.now())
 }
 
-const trackers = new WeakMap<WsRouter, TypingTracker>()
-
-/** @internal a router's typing state, for tests. */
-export function typingTrackerOf (router: WsRouter): TypingTracker | undefined {
-  return trackers.get(router)
-}
-
 /**
  * `typing_started` / `typing_stopped` `{ room }` from a member of the room →
  * `typing` `{ room, userId, typing }` to the room's other connections
@@ -171,7 +164,7 @@ export function typingTrackerOf (router: WsRouter): TypingTracker | undefined {
  */
 export function registerTyping (router: WsRouter): TypingTracker {
   const tracker = new TypingTracker(router)
-  trackers.set(router, tracker)
+  router[kBuiltinState].set('typing', tracker)
   router.onConnectionClosed((conn) => tracker.connectionClosed(conn.id))
   router.on('typing_started', { schema: RoomPayload }, (payload, ctx) => {
     requireMember(router, ctx.connectionId, payload.room)

@@ -2,18 +2,26 @@ import { randomUUID } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
 import type { UserMessage } from '../agent-types.js'
 import type { FanoutResult, WsRouter } from '../router.js'
-import { requireMember } from './membership.js'
-import { RoomPayload } from './rooms.js'
+import { RoomPayload, requireMember } from './membership.js'
 
 /** What the sender learns about its message's fan-out. */
 export interface MessageAck {
   messageId: string
   room: string
   sentAt: number
-  /** Connections of this instance that received it (other instances: the `remote*` fields). */
+  /**
+   * Connections of this instance that accepted it when the ack was built:
+   * `written + buffered` (other instances: the `remote*` fields).
+   */
   deliveredTo: number
-  /** Connections of this instance it could not reach (gone, too slow). */
+  /** Connections of this instance it could not reach (gone, too slow: `BACKPRESSURE`, then closed with 1013). */
   failed: number
+  /** Of `deliveredTo`: connections whose socket took the whole frame at once. */
+  written: number
+  /** Of `deliveredTo`: connections that queued it in their send buffer behind earlier frames. */
+  buffered: number
+  /** Connections that skipped it as droppable; always 0 for a user message, which must be delivered. */
+  dropped: number
   /** Other instances reached, when the adapter spans several. */
   remoteInstances?: number
   /** Why publishing to other instances failed or is incomplete (`BROKER_UNAVAILABLE`, `RECEIPT_TIMEOUT`). */
@@ -70,7 +78,10 @@ function messageAck (message: UserMessage, outcome: FanoutResult): MessageAck {
     room: message.room,
     sentAt: message.sentAt,
     deliveredTo: outcome.delivered,
-    failed: outcome.failed.length
+    failed: outcome.failed.length,
+    written: outcome.written,
+    buffered: outcome.buffered,
+    dropped: outcome.dropped
   }
   const remote = outcome.remote
   if (remote !== null) {

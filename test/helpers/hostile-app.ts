@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { WsRouterError, wsRouter, type AgentStep, type WsRouterOptions } from '../../lib/index.js'
-import { agentRunsOf, typingTrackerOf } from '../../lib/handlers/index.js'
+import { agentRunsOf, typingTrackerOf } from './internals.js'
 
 /**
  * The server the hostile frames are aimed at, shared by the property tests

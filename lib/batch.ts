@@ -1,10 +1,11 @@
-import { Type } from '@sinclair/typebox'
-import { processEnvelope, type OutcomeSink } from '../dispatch.js'
-import { readEnvelope, type MessageId } from '../envelope.js'
-import { WireErrorCode, WsRouterError } from '../errors.js'
-import { takeToken } from '../rate-limit.js'
-import type { WsRouter } from '../router.js'
-import type { Connection } from '../connection.js'
+import { Type, type Static } from '@sinclair/typebox'
+import type { Connection } from './connection.js'
+import type { OutcomeSink } from './context.js'
+import { processEnvelope, type PipelineHost } from './dispatch.js'
+import { readEnvelope, type MessageId } from './envelope.js'
+import { WireErrorCode, WsRouterError } from './errors.js'
+import { takeToken } from './rate-limit.js'
+import type { MessageHandler, RouteOptions } from './registry.js'
 
 const BatchPayload = Type.Object({ messages: Type.Array(Type.Unknown()) })
 
@@ -21,7 +22,13 @@ export interface BatchItemResult {
  * does not stop the next; each item takes a rate-limit token), then
  * `batch_result` `{ results: [{ index, id?, ok, error? }] }`.
  */
-export function registerBatch (router: WsRouter): void {
+/** What `batch` needs of its router: the frame path, and registering itself. */
+export interface BatchHost extends PipelineHost {
+  on: (type: string, options: RouteOptions<typeof BatchPayload, undefined>, handler: MessageHandler<Static<typeof BatchPayload>, { results: BatchItemResult[] }>) => unknown
+  connection: (connectionId: string) => Connection | undefined
+}
+
+export function registerBatch (router: BatchHost): void {
   const { maxBatchSize } = router.config
   router.on('batch', { schema: BatchPayload, replyType: 'batch_result' }, async (payload, ctx) => {
     const items = payload.messages
@@ -32,24 +39,24 @@ export function registerBatch (router: WsRouter): void {
     const results: BatchItemResult[] = []
     for (let index = 0; index < items.length; index++) {
       if (conn === undefined || !conn.isOpen || ctx.signal.aborted) break
-      results.push(await runItem(router, conn, items[index], index))
+      results.push(await runItem(router, conn, items[index], index, ctx.seq))
     }
     return { results }
   })
 }
 
-function runItem (router: WsRouter, conn: Connection, item: unknown, index: number): Promise<BatchItemResult> {
+function runItem (router: BatchHost, conn: Connection, item: unknown, index: number, seq: number): Promise<BatchItemResult> {
   const decoded = readEnvelope(item)
   if (!decoded.ok) {
     router.stats.countInvalid(decoded.code)
-    router.rejectFrame(conn, { code: decoded.code, message: decoded.message, id: decoded.id, level: 'warn' })
+    router.rejectFrame(conn, { code: decoded.code, message: decoded.message, id: decoded.id, level: 'warn', seq, blame: 'client' })
     return Promise.resolve(itemResult(index, decoded.id, false, decoded.code, decoded.message))
   }
   const { type, id, payload } = decoded
   if (type === 'batch') {
     const message = 'A batch cannot contain a batch'
     router.stats.countInvalid(WireErrorCode.INVALID_MESSAGE)
-    router.rejectFrame(conn, { code: WireErrorCode.INVALID_MESSAGE, message, id, messageType: type, level: 'warn' })
+    router.rejectFrame(conn, { code: WireErrorCode.INVALID_MESSAGE, message, id, messageType: type, level: 'warn', seq, blame: 'client' })
     return Promise.resolve(itemResult(index, id, false, WireErrorCode.INVALID_MESSAGE, message))
   }
   const rateLimit = router.config.rateLimit
@@ -61,7 +68,7 @@ function runItem (router: WsRouter, conn: Connection, item: unknown, index: numb
     const sink: OutcomeSink = {
       settle: (ok, code, message) => resolve(itemResult(index, id, ok, code, message))
     }
-    processEnvelope(router, conn, type, id, payload, sink)
+    processEnvelope(router, conn, type, id, payload, seq, sink)
   })
 }
 

@@ -1,9 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { Redis, RedisOptions } from 'ioredis'
 import type * as IORedis from 'ioredis'
-import { requirePeer } from './peer-dependency.js'
-import { MemoryAdapter, type AdapterHost, type FailedTarget, type FanoutTarget, type PublishMeta, type RemoteOutcome, type RoomMember } from './adapter.js'
-import { FST_WSR_BROKER_UNAVAILABLE, RemoteFailure } from './errors.js'
+import { requirePeer } from '../peer-dependency.js'
+import type { AdapterHost, FailedTarget, FanoutTarget, PublishMeta, RemoteOutcome, RoomMember } from '../adapter.js'
+import { MemoryAdapter } from './memory.js'
+import { FST_WSR_BROKER_UNAVAILABLE, RemoteFailure } from '../errors.js'
 
 // ioredis is an optional peer: only this module (entry point fastify-ws-router/redis) loads it.
 const { Redis: RedisClient } = requirePeer<typeof IORedis>('ioredis', 'redis')

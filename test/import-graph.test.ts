@@ -1,0 +1,89 @@
+import t from 'tap'
+import { readdirSync, readFileSync } from 'node:fs'
+import { dirname, join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+// Issue 9: the engine's shape, guarded. The import graph of lib/ and
+// plugins/ (type-only imports included) has no cycle, and no part imports
+// one it must not: nothing below the facade imports it, built-ins import
+// neither each other nor engine internals, the wire codec does no I/O.
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+
+function sources (dir: string): string[] {
+  const out: string[] = []
+  for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) out.push(...sources(path))
+    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) out.push(path)
+  }
+  return out
+}
+
+/** Relative imports of a file (static `import`/`export … from`, type-only ones included), as repo paths. */
+function importsOf (file: string): string[] {
+  const text = readFileSync(join(root, file), 'utf8')
+  const found: string[] = []
+  const pattern = /^\s*(?:import|export)\s[^;]*?from\s+'(\.{1,2}\/[^']+)'/gm
+  for (const match of text.matchAll(pattern)) {
+    const target = (match[1] as string).replace(/\.js$/, '.ts')
+    found.push(relative(root, resolve(root, dirname(file), target)))
+  }
+  return found
+}
+
+const files = [...sources('lib'), ...sources('plugins')].sort()
+const graph = new Map(files.map((file) => [file, importsOf(file)]))
+
+/** Every elementary cycle found by a depth-first walk (each reported once, from its smallest file). */
+function cycles (): string[][] {
+  const found = new Map<string, string[]>()
+  const walk = (start: string, at: string, path: string[], onPath: Set<string>): void => {
+    for (const next of graph.get(at) ?? []) {
+      if (next === start) {
+        const cycle = [...path]
+        const key = [...cycle].sort().join(' ')
+        if (!found.has(key)) found.set(key, cycle)
+      } else if (!onPath.has(next) && next > start) {
+        onPath.add(next)
+        walk(start, next, [...path, next], onPath)
+        onPath.delete(next)
+      }
+    }
+  }
+  for (const file of files) walk(file, file, [file], new Set([file]))
+  return [...found.values()]
+}
+
+t.test('every relative import resolves to a source file', async (t) => {
+  const known = new Set(files)
+  const dangling = [...graph].flatMap(([file, targets]) => targets.filter((target) => !known.has(target)).map((target) => `${file} → ${target}`))
+  t.same(dangling, [])
+})
+
+t.test('no import cycle in lib/ and plugins/, type-only imports included', async (t) => {
+  t.same(cycles().map((cycle) => cycle.join(' → ')), [])
+})
+
+/** Forbidden directions: a file matching `from` may not import a file matching `to`. */
+const rules: Array<{ why: string, from: RegExp, to: RegExp, except?: RegExp }> = [
+  { why: 'nothing in lib/ imports the plugin wiring', from: /^lib\//, to: /^plugins\//, except: /^lib\/index\.ts$/ },
+  { why: 'nothing below the facade imports it', from: /^lib\/(?!index\.ts$|router\.ts$|handlers\/)/, to: /^lib\/router\.ts$/ },
+  { why: 'the wire codec is pure: no socket, no engine state', from: /^lib\/(envelope|id-scan|errors)\.ts$/, to: /^lib\/(?!envelope\.ts$|errors\.ts$)/ },
+  { why: 'the error accounting is pure', from: /^lib\/(error-run|rate-limit|deadlines)\.ts$/, to: /^lib\// },
+  { why: 'adapters know the adapter contract and errors only', from: /^lib\/adapters\//, to: /^lib\/(?!adapter\.ts$|errors\.ts$|adapters\/)/ },
+  { why: 'a built-in never imports another built-in', from: /^lib\/handlers\/(?!index\.ts$)/, to: /^lib\/handlers\/(?!membership\.ts$)/ },
+  // send.ts is allowed for its public result types (SendResult), which lib/index.ts exports.
+  { why: 'a built-in never imports engine internals', from: /^lib\/handlers\//, to: /^lib\/(dispatch|connection|rate-limit|deadlines|error-run|stats|registry|batch)\.ts$/ }
+]
+
+t.test('no forbidden import direction', async (t) => {
+  for (const rule of rules) {
+    const broken: string[] = []
+    for (const [file, targets] of graph) {
+      if (!rule.from.test(file) || rule.except?.test(file) === true) continue
+      for (const target of targets) if (rule.to.test(target)) broken.push(`${file} → ${target}`)
+    }
+    t.same(broken, [], rule.why)
+  }
+})
