@@ -22,9 +22,11 @@ function sources (dir: string): string[] {
 
 /** Relative imports of a file (static `import`/`export … from`, type-only ones included), as repo paths. */
 function importsOf (file: string): string[] {
-  const text = readFileSync(join(root, file), 'utf8')
+  // Comments dropped first: an example in a doc comment is not an import.
+  const text = readFileSync(join(root, file), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '')
   const found: string[] = []
-  const pattern = /^\s*(?:import|export)\s[^;]*?from\s+'(\.{1,2}\/[^']+)'/gm
+  const clause = String.raw`(?:type\s+)?(?:\{[^}]*\}|\*(?:\s+as\s+\w+)?|\w+(?:\s*,\s*\{[^}]*\})?)`
+  const pattern = new RegExp(String.raw`^\s*(?:(?:import|export)\s+${clause}\s+from\s+|import\s+)'(\.{1,2}\/[^']+)'`, 'gm')
   for (const match of text.matchAll(pattern)) {
     const target = (match[1] as string).replace(/\.js$/, '.ts')
     found.push(relative(root, resolve(root, dirname(file), target)))
@@ -71,7 +73,8 @@ const rules: Array<{ why: string, from: RegExp, to: RegExp, except?: RegExp }> =
   { why: 'nothing below the facade imports it', from: /^lib\/(?!index\.ts$|router\.ts$|handlers\/)/, to: /^lib\/router\.ts$/ },
   { why: 'the wire codec is pure: no socket, no engine state', from: /^lib\/(envelope|id-scan|errors)\.ts$/, to: /^lib\/(?!envelope\.ts$|errors\.ts$)/ },
   { why: 'the error accounting is pure', from: /^lib\/(error-run|rate-limit|deadlines)\.ts$/, to: /^lib\// },
-  { why: 'adapters know the adapter contract and errors only', from: /^lib\/adapters\//, to: /^lib\/(?!adapter\.ts$|errors\.ts$|adapters\/)/ },
+  { why: 'adapters know the adapter contract, errors and the optional-peer loader only', from: /^lib\/adapters\//, to: /^lib\/(?!adapter\.ts$|errors\.ts$|peer-dependency\.ts$|adapters\/)/ },
+  { why: 'the browser client imports nothing of the server, only the shared contracts', from: /^lib\/client\//, to: /^lib\/(?!client\/|contracts\.ts$|builtin-contract\.ts$)/ },
   { why: 'a built-in never imports another built-in', from: /^lib\/handlers\/(?!index\.ts$)/, to: /^lib\/handlers\/(?!membership\.ts$)/ },
   // send.ts is allowed for its public result types (SendResult), which lib/index.ts exports.
   { why: 'a built-in never imports engine internals', from: /^lib\/handlers\//, to: /^lib\/(dispatch|connection|rate-limit|deadlines|error-run|stats|registry|batch)\.ts$/ }
