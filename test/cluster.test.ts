@@ -1,0 +1,242 @@
+import t from 'tap'
+import { RedisAdapter } from '../lib/index.js'
+import { connect, type TestClient } from './helpers/client.js'
+import { getJson, inRoom, spawnInstance, type Instance } from './helpers/instances.js'
+import { mustRunRedisTests, redisUnavailableReason } from './helpers/redis.js'
+import { startRedisCluster, type TestCluster } from './helpers/redis-cluster.js'
+import { delay, waitFor } from './helpers/wait.js'
+
+/**
+ * RedisAdapter on a real Redis Cluster: 3 masters with 1 replica each, started
+ * here (test/helpers/redis-cluster.ts), and two plugin instances in their own
+ * processes. Rooms are picked so that their slots fall on all three shards.
+ */
+
+const unavailable = redisUnavailableReason()
+if (unavailable !== undefined && mustRunRedisTests()) {
+  t.fail(`Redis tests must run here (WSR_REQUIRE_REDIS=1) but: ${unavailable}`)
+}
+
+t.test('options: a Cluster is given as seed nodes or a client, checked at construction', async (t) => {
+  t.throws(() => new RedisAdapter({}), { code: 'FST_WSR_INVALID_OPTION' }, 'neither redis nor cluster')
+  t.throws(() => new RedisAdapter({ redis: 'redis://127.0.0.1:1', cluster: ['127.0.0.1:2'] }), { code: 'FST_WSR_INVALID_OPTION' }, 'both')
+  t.throws(() => new RedisAdapter({ cluster: [] }), { code: 'FST_WSR_INVALID_OPTION' }, 'no seed')
+  t.throws(() => new RedisAdapter({ cluster: ['127.0.0.1'] }), /not "host:port"/, 'a seed without its port')
+  t.throws(() => new RedisAdapter({ cluster: ['127.0.0.1:70000'] }), /not "host:port"/, 'a port out of range')
+  t.throws(() => new RedisAdapter({ cluster: ['127.0.0.1:7000'], sharded: false }), /always uses sharded/, 'classic pub/sub on a Cluster is refused')
+  t.throws(() => new RedisAdapter({ cluster: ['127.0.0.1:7000'], prefix: '{app}:' }), /must not contain/, 'a hash tag in the prefix')
+  t.throws(() => new RedisAdapter({ redis: 42 as unknown as string }), /expected a redis:\/\/ URL/)
+  const adapter = new RedisAdapter({ cluster: ['127.0.0.1:7000', '[::1]:7001'] })
+  t.match(adapter.status(), { kind: 'redis', sharded: true, cluster: true, connected: false })
+  await adapter.close()
+})
+
+interface Tally { sent: number, delivered: number, reportedFailed: number, unreported: number, resumedAfterMs: number }
+
+/**
+ * Sends `say` to a room every 20 ms until stopped, then sorts every send:
+ * delivered (the receiver heard it), reported failed (the reply says ok:false),
+ * or unreported (ok:true, never heard: a silent loss).
+ */
+function trafficLoop (sender: TestClient, receiver: TestClient, room: string): { stop: () => Promise<Tally>, sentAt: Map<number, number> } {
+  const sentAt = new Map<number, number>()
+  const state = { running: true }
+  let sent = 0
+  const loop = (async () => {
+    while (state.running) {
+      sentAt.set(sent, Date.now())
+      sender.send({ type: 'say', id: `${room}#${sent}`, payload: { room, text: `${room}#${sent}` } })
+      sent++
+      await delay(20)
+    }
+  })()
+  return {
+    sentAt,
+    stop: async () => {
+      state.running = false
+      await loop
+      const isMine = (id: unknown): boolean => typeof id === 'string' && id.startsWith(`${room}#`)
+      await waitFor(() => sender.frames.filter((f) => f.type === 'said' && isMine(f.id)).length === sent, 10_000, 'a reply for every send')
+      // A frame published before its reply is heard within a few ms; wait for stragglers.
+      await delay(300)
+      const heard = new Map<string, number>()
+      for (const f of receiver.frames) if (f.type === 'heard' && f.payload.room === room) heard.set(f.payload.text as string, f.timestamp)
+      const tally: Tally = { sent, delivered: 0, reportedFailed: 0, unreported: 0, resumedAfterMs: 0 }
+      let firstFailure = -1
+      let resumedAt = -1
+      for (const reply of sender.frames.filter((f) => f.type === 'said' && isMine(f.id))) {
+        const seq = Number(String(reply.id).split('#')[1])
+        if (heard.has(String(reply.id))) {
+          tally.delivered++
+          if (firstFailure !== -1 && resumedAt === -1 && seq > firstFailure) resumedAt = heard.get(String(reply.id)) as number
+        } else if (reply.payload.ok === false) {
+          tally.reportedFailed++
+          if (firstFailure === -1) firstFailure = seq
+        } else {
+          tally.unreported++
+        }
+      }
+      tally.resumedAfterMs = firstFailure === -1 ? 0 : resumedAt === -1 ? -1 : resumedAt - (sentAt.get(firstFailure) as number)
+      return tally
+    }
+  }
+}
+
+t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavailable, timeout: 150_000 }, async (t) => {
+  const cluster: TestCluster = await startRedisCluster()
+  t.teardown(() => cluster.close())
+  const env = { REDIS_CLUSTER_NODES: cluster.seeds.join(',') }
+  const [one, two] = await Promise.all([
+    spawnInstance({ ...env, INSTANCE_ID: 'c1' }),
+    spawnInstance({ ...env, INSTANCE_ID: 'c2' })
+  ]) as [Instance, Instance]
+  t.teardown(async () => { await Promise.all([one.stop(), two.stop()]) })
+
+  // One room per master, found by asking the cluster where the room's channel lives.
+  const masters = (await cluster.nodes()).filter((n) => n.role === 'master' && n.slots.length > 0)
+  const roomOn = new Map<string, string>()
+  for (let i = 0; roomOn.size < masters.length && i < 200; i++) {
+    const room = `room-${i}`
+    const master = await cluster.masterOf(await cluster.keyslot(`wsr:r:{${room}}`))
+    if (![...roomOn.values()].includes(master.id)) roomOn.set(room, master.id)
+  }
+  const rooms = [...roomOn.keys()]
+  t.equal(rooms.length, 3, `rooms on the three shards: ${rooms.join(', ')}`)
+
+  t.test('rooms, users, typing, presence and broadcast across two instances, on every shard', async (t) => {
+    const alice = await connect(`${one.url}?user=alice`)
+    const bob = await connect(`${two.url}?user=bob`)
+    const bobTab = await connect(`${one.url}?user=bob`)
+    t.teardown(() => { for (const c of [alice, bob, bobTab]) c.ws.terminate() })
+    for (const room of rooms) {
+      await inRoom(alice, room)
+      await inRoom(bob, room)
+    }
+    // Subscriptions settle asynchronously (stated in docs/scaling.md): wait until both instances hold them.
+    for (const room of rooms) {
+      const slot = await cluster.keyslot(`wsr:r:{${room}}`)
+      t.equal(await cluster.keyslot(`wsr:m:{${room}}`), slot, `${room}: the member set shares the channel's slot`)
+      const owner = await cluster.masterOf(slot)
+      let subscribers = 0
+      for (let i = 0; i < 100 && subscribers < 2; i++) {
+        subscribers = Number((await cluster.cli(owner.port, 'pubsub', 'shardnumsub', `wsr:r:{${room}}`)).split('\n')[1])
+        if (subscribers < 2) await delay(50)
+      }
+      t.equal(subscribers, 2, `${room}: both instances subscribe on the shard that owns it (port ${owner.port})`)
+      for (const other of masters.filter((m) => m.id !== owner.id)) {
+        const elsewhere = Number((await cluster.cli(other.port, 'pubsub', 'shardnumsub', `wsr:r:{${room}}`)).split('\n')[1])
+        t.equal(elsewhere, 0, `${room}: no subscription on the shard at port ${other.port}`)
+      }
+    }
+
+    for (const room of rooms) {
+      alice.send({ type: 'say', id: `s-${room}`, payload: { room, text: `hello ${room}` } })
+      t.match((await alice.next((f) => f.id === `s-${room}`)).payload, { ok: true, targets: 0, remote: { instances: 1 } }, `${room}: one other instance received it`)
+      t.equal((await bob.next((f) => f.type === 'heard' && f.payload.room === room)).payload.text, `hello ${room}`, `${room}: bob on the other instance heard it`)
+    }
+    t.notOk(bobTab.frames.some((f) => f.type === 'heard'), 'bob\'s tab that joined no room heard nothing')
+
+    alice.send({ type: 'typing_started', id: 'ty', payload: { room: rooms[0] } })
+    t.same((await bob.next('typing')).payload, { room: rooms[0], userId: 'alice', typing: true }, 'typing crosses instances')
+    alice.send({ type: 'user_message', id: 'um', payload: { room: rooms[1], text: 'built-in message' } })
+    t.match((await alice.next('message_ack')).payload, { room: rooms[1], remoteInstances: 1 }, 'message_ack counts the other instance')
+    t.match((await bob.next('message')).payload, { room: rooms[1], userId: 'alice', text: 'built-in message' })
+
+    alice.send({ type: 'dm', id: 'dm', payload: { to: 'bob', text: 'psst' } })
+    t.match((await alice.next('dm_sent')).payload, { ok: true, targets: 1, remote: { instances: 1 } }, 'bob has a tab on each instance')
+    t.equal((await bob.next('dm')).payload.text, 'psst')
+    t.equal((await bobTab.next('dm')).payload.text, 'psst')
+
+    alice.send({ type: 'shout', id: 'sh', payload: { text: 'everyone' } })
+    t.match((await alice.next('shouted')).payload, { ok: true, remote: { instances: 1 } }, 'a broadcast reaches the other instance')
+    t.equal((await bob.next('shouted_all')).payload.text, 'everyone')
+    t.equal((await bobTab.next('shouted_all')).payload.text, 'everyone')
+
+    t.same(await getJson(`${one.http}/presence/bob`), { online: true, connections: 2 }, 'presence sums both instances')
+    const online = await getJson<Array<{ userId: string, connections: number }>>(`${two.http}/online`)
+    t.same(online.map((u) => `${u.userId}:${u.connections}`).sort(), ['alice:1', 'bob:2'])
+    for (const room of rooms) {
+      const members = await getJson<Array<{ userId: string }>>(`${two.http}/members/${room}`)
+      t.same(members.map((m) => m.userId).sort(), ['alice', 'bob'], `${room}: members from both instances`)
+    }
+  })
+
+  t.test('resharding a busy room\'s slot while traffic flows', async (t) => {
+    const room = rooms[1] as string
+    const sender = await connect(`${one.url}?user=rs-sender`)
+    const receiver = await connect(`${two.url}?user=rs-receiver`)
+    t.teardown(() => { sender.ws.terminate(); receiver.ws.terminate() })
+    await inRoom(receiver, room)
+    await delay(200)
+    const slot = await cluster.keyslot(`wsr:r:{${room}}`)
+    const from = await cluster.masterOf(slot)
+    const to = masters.find((m) => m.id !== from.id) as (typeof masters)[number]
+
+    const traffic = trafficLoop(sender, receiver, room)
+    await delay(500)
+    const movedAt = Date.now()
+    await cluster.moveSlot(slot, to.port)
+    const moveMs = Date.now() - movedAt
+    await delay(1500)
+    const tally = await traffic.stop()
+    t.comment(`resharding slot ${slot} (${room}) from port ${from.port} to ${to.port} took ${moveMs} ms: sent ${tally.sent}, delivered ${tally.delivered}, reported failed ${tally.reportedFailed}, unreported ${tally.unreported}, resumed ${tally.resumedAfterMs} ms after the first failure`)
+    t.equal((await cluster.masterOf(slot)).id, to.id, 'the slot moved')
+    t.equal(tally.unreported, 0, 'no silent loss')
+    t.equal(tally.delivered + tally.reportedFailed, tally.sent, 'sent = delivered + reported failed')
+    t.ok(tally.resumedAfterMs >= 0, 'delivery resumed')
+    const subscribers = Number((await cluster.cli(to.port, 'pubsub', 'shardnumsub', `wsr:r:{${room}}`)).split('\n')[1])
+    t.equal(subscribers, 1, 'the receiving instance now subscribes on the new owner')
+    const members = await getJson<Array<{ userId: string }>>(`${one.http}/members/${room}`)
+    t.same(members.map((m) => m.userId), ['rs-receiver'], 'the member set moved with the slot')
+  })
+
+  t.test('failover: the master of a busy room\'s slot is killed, its replica takes over', { skip: cluster.local ? false : 'an external cluster is not killed' }, async (t) => {
+    const room = rooms[2] as string
+    const sender = await connect(`${one.url}?user=fo-sender`)
+    const receiver = await connect(`${two.url}?user=fo-receiver`)
+    t.teardown(() => { sender.ws.terminate(); receiver.ws.terminate() })
+    await inRoom(receiver, room)
+    await delay(200)
+    const slot = await cluster.keyslot(`wsr:r:{${room}}`)
+    const victim = await cluster.masterOf(slot)
+
+    const traffic = trafficLoop(sender, receiver, room)
+    await delay(500)
+    await cluster.kill(victim.port)
+    const killedAt = Date.now()
+    let promotedAfterMs = -1
+    while (Date.now() - killedAt < 20_000) {
+      const owner = await cluster.masterOf(slot).catch(() => victim)
+      if (owner.id !== victim.id) { promotedAfterMs = Date.now() - killedAt; break }
+      await delay(100)
+    }
+    t.ok(promotedAfterMs > 0, `the replica took over ${promotedAfterMs} ms after the kill`)
+    // Keep sending until delivery resumes, then one more second.
+    await waitFor(() => receiver.frames.some((f) => f.type === 'heard' && f.timestamp > killedAt + promotedAfterMs), 15_000, 'delivery after the promotion')
+    await delay(1000)
+    const tally = await traffic.stop()
+    const failed = sender.frames.filter((f) => f.type === 'said' && f.payload.ok === false)
+    const unavailable = failed.filter((f) => f.payload.remote?.error === 'BROKER_UNAVAILABLE').length
+    t.comment(`failover of port ${victim.port} (slot ${slot}, ${room}): replica promoted ${promotedAfterMs} ms after the kill; sent ${tally.sent}, delivered ${tally.delivered}, reported failed ${tally.reportedFailed} (${unavailable} BROKER_UNAVAILABLE, ${tally.reportedFailed - unavailable} NO_TARGET), unreported ${tally.unreported}; delivery resumed ${tally.resumedAfterMs} ms after the first failed send`)
+    t.ok(tally.reportedFailed > 0, 'sends while no master served the slot were reported failed')
+    t.equal(tally.unreported, 0, 'no silent loss')
+    t.equal(tally.delivered + tally.reportedFailed, tally.sent, 'sent = delivered + reported failed')
+    t.ok(tally.resumedAfterMs > 0, 'delivery resumed')
+    t.ok(failed.every((f) => f.payload.remote?.error === 'BROKER_UNAVAILABLE' || f.payload.reason === 'NO_TARGET'), 'each failure says why: BROKER_UNAVAILABLE, or NO_TARGET while the subscription moved')
+    const stats = await getJson<{ broker: { publishFailures: number, connected: boolean } }>(`${one.http}/stats`)
+    t.equal(stats.broker.connected, true, 'the instance is connected again')
+    t.equal(stats.broker.publishFailures, unavailable, 'every failed publish is counted')
+
+    // The other shards were never interrupted for long: a room elsewhere still works.
+    {
+      const a = await connect(`${one.url}?user=after`)
+      const b = await connect(`${two.url}?user=after2`)
+      t.teardown(() => { a.ws.terminate(); b.ws.terminate() })
+      await inRoom(b, rooms[0] as string)
+      await delay(200)
+      a.send({ type: 'say', id: 'after', payload: { room: rooms[0], text: 'still here' } })
+      t.match((await a.next('said')).payload, { ok: true, remote: { instances: 1 } })
+      t.equal((await b.next('heard')).payload.text, 'still here')
+    }
+  })
+})
