@@ -1,5 +1,6 @@
 import t from 'tap'
 import { RedisAdapter } from '../lib/index.js'
+import { buildApp } from '../examples/app.js'
 import { connect, type TestClient } from './helpers/client.js'
 import { getJson, inRoom, spawnInstance, type Instance } from './helpers/instances.js'
 import { mustRunRedisTests, redisUnavailableReason } from './helpers/redis.js'
@@ -159,6 +160,23 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
       const members = await getJson<Array<{ userId: string }>>(`${two.http}/members/${room}`)
       t.same(members.map((m) => m.userId).sort(), ['alice', 'bob'], `${room}: members from both instances`)
     }
+  })
+
+  t.test('the example server takes REDIS_CLUSTER_NODES', async (t) => {
+    const apps = await Promise.all([0, 1].map(async () => {
+      const app = await buildApp({ REDIS_CLUSTER_NODES: cluster.seeds.slice(0, 2).join(','), LOG_LEVEL: 'silent' })
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      t.teardown(() => app.close())
+      return `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/ws`
+    }))
+    const alice = await connect(`${apps[0]}?user=alice`)
+    const bob = await connect(`${apps[1]}?user=bob`)
+    t.teardown(() => { alice.ws.terminate(); bob.ws.terminate() })
+    for (const client of [alice, bob]) await inRoom(client, rooms[0] as string)
+    await delay(300)
+    alice.send({ type: 'user_message', id: 'ex', payload: { room: rooms[0], text: 'over the cluster' } })
+    t.match((await alice.next('message_ack')).payload, { remoteInstances: 1 })
+    t.match((await bob.next('message')).payload, { userId: 'alice', text: 'over the cluster' })
   })
 
   t.test('resharding a busy room\'s slot while traffic flows', async (t) => {
