@@ -117,6 +117,8 @@ export class RedisAdapter extends MemoryAdapter {
   private closed = false
   /** A write of presence or membership failed: write the whole state again at the next heartbeat. */
   private stateStale = false
+  /** Member entries whose removal failed, by room: removed again with the rest of the state. */
+  private readonly staleEntries = new Map<string, Set<string>>()
 
   constructor (options: RedisAdapterOptions) {
     super()
@@ -213,15 +215,37 @@ export class RedisAdapter extends MemoryAdapter {
     this.rewriteState()
   }
 
-  /** This instance's presence and memberships, written again: one command per key, since keys live on different slots. */
+  /**
+   * This instance's presence and memberships, written again: one command per
+   * key, since the keys live on different slots. The presence hash is
+   * replaced whole (one key, one MULTI), so users whose removal failed go too.
+   */
   private rewriteState (): void {
+    const key = this.presenceKey(this.instanceId)
     const counts: Record<string, number> = {}
     for (const [userId, ids] of this.users) counts[userId] = ids.size
-    if (this.users.size > 0) this.write((redis) => redis.hset(this.presenceKey(this.instanceId), counts))
+    this.write((redis) => {
+      const replace = redis.multi().del(key)
+      if (this.users.size > 0) replace.hset(key, counts).pexpire(key, this.presenceTtlMs)
+      return replace.exec()
+    })
+    // Removals first: an entry that left and came back is added again just after.
+    for (const [room, entries] of this.staleEntries) {
+      this.staleEntries.delete(room)
+      for (const entry of entries) this.removeEntry(room, entry)
+    }
     for (const [room, ids] of this.rooms) {
       const entries = [...ids].map((id) => this.memberEntry(id))
       this.write((redis) => redis.sadd(this.membersKey(room), ...entries))
     }
+  }
+
+  private removeEntry (room: string, entry: string): void {
+    this.write((redis) => redis.srem(this.membersKey(room), entry), () => {
+      const entries = this.staleEntries.get(room)
+      if (entries === undefined) this.staleEntries.set(room, new Set([entry]))
+      else entries.add(entry)
+    })
   }
 
   private subscriberReady (): void {
@@ -312,11 +336,15 @@ export class RedisAdapter extends MemoryAdapter {
    * connected (a shard failing over) is counted and logged once; the state is
    * written again at the next heartbeat.
    */
-  private write (run: (redis: RedisClient) => Promise<unknown>): void {
-    if (this.pub.status !== 'ready') return
+  private write (run: (redis: RedisClient) => Promise<unknown>, onFailure?: () => void): void {
+    if (this.pub.status !== 'ready') {
+      onFailure?.()
+      return
+    }
     run(this.pub).catch((err: unknown) => {
       this.writeFailures++
       this.stateStale = true
+      onFailure?.()
       this.failing(err)
     })
   }
@@ -335,7 +363,7 @@ export class RedisAdapter extends MemoryAdapter {
     const entry = this.memberEntry(connectionId)
     super.removeConnection(connectionId)
     for (const room of rooms) {
-      this.write((redis) => redis.srem(this.membersKey(room), entry))
+      this.removeEntry(room, entry)
       if (!this.rooms.has(room)) this.unwant(this.roomChannel(room))
     }
     const count = this.users.get(userId)?.size ?? 0
@@ -357,7 +385,7 @@ export class RedisAdapter extends MemoryAdapter {
   override leave (connectionId: string, room: string): boolean {
     const entry = this.memberEntry(connectionId)
     if (!super.leave(connectionId, room)) return false
-    this.write((redis) => redis.srem(this.membersKey(room), entry))
+    this.removeEntry(room, entry)
     if (!this.rooms.has(room)) this.unwant(this.roomChannel(room))
     return true
   }

@@ -86,7 +86,8 @@ function trafficLoop (sender: TestClient, receiver: TestClient, room: string): {
 t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavailable, timeout: 150_000 }, async (t) => {
   const cluster: TestCluster = await startRedisCluster()
   t.teardown(() => cluster.close())
-  const env = { REDIS_CLUSTER_NODES: cluster.seeds.join(',') }
+  // A 3 s presence TTL: heartbeats (which also rewrite state whose write failed) every second.
+  const env = { REDIS_CLUSTER_NODES: cluster.seeds.join(','), PRESENCE_TTL_MS: '3000' }
   const [one, two] = await Promise.all([
     spawnInstance({ ...env, INSTANCE_ID: 'c1' }),
     spawnInstance({ ...env, INSTANCE_ID: 'c2' })
@@ -212,8 +213,11 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     const room = rooms[2] as string
     const sender = await connect(`${one.url}?user=fo-sender`)
     const receiver = await connect(`${two.url}?user=fo-receiver`)
-    t.teardown(() => { sender.ws.terminate(); receiver.ws.terminate() })
+    const leaver = await connect(`${one.url}?user=fo-leaver`)
+    const late = await connect(`${two.url}?user=fo-late`)
+    t.teardown(() => { for (const c of [sender, receiver, leaver, late]) c.ws.terminate() })
     await inRoom(receiver, room)
+    await inRoom(leaver, room)
     await delay(200)
     const slot = await cluster.keyslot(`wsr:r:{${room}}`)
     const victim = await cluster.masterOf(slot)
@@ -222,6 +226,10 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     await delay(500)
     await cluster.kill(victim.port)
     const killedAt = Date.now()
+    // Membership changes while no master serves the room's slot: their writes fail and are made again later.
+    leaver.send({ type: 'leave', id: 'bye', payload: { room } })
+    await leaver.next((f) => f.id === 'bye')
+    await inRoom(late, room)
     let promotedAfterMs = -1
     while (Date.now() - killedAt < 20_000) {
       const owner = await cluster.masterOf(slot).catch(() => victim)
@@ -244,6 +252,17 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     const stats = await getJson<{ broker: { publishFailures: number, connected: boolean } }>(`${one.http}/stats`)
     t.equal(stats.broker.connected, true, 'the instance is connected again')
     t.equal(stats.broker.publishFailures, unavailable, 'every failed publish is counted')
+    for (const instance of [one, two]) {
+      const { broker } = await getJson<{ broker: { writeFailures: number } }>(`${instance.http}/stats`)
+      t.ok(broker.writeFailures > 0, `${instance.http}: the failed membership write is counted (${broker.writeFailures})`)
+    }
+    let members: string[] = []
+    for (let i = 0; i < 50; i++) {
+      members = (await getJson<Array<{ userId: string }>>(`${one.http}/members/${room}`)).map((m) => m.userId).sort()
+      if (members.join() === 'fo-late,fo-receiver') break
+      await delay(100)
+    }
+    t.same(members, ['fo-late', 'fo-receiver'], 'membership changes made during the failover are in Redis afterwards')
 
     // The other shards were never interrupted for long: a room elsewhere still works.
     {
