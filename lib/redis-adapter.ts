@@ -158,8 +158,6 @@ export class RedisAdapter extends MemoryAdapter {
     }
     this.pub.on('ready', () => { this.publisherReady() })
     this.sub.on('ready', () => { this.subscriberReady() })
-    // After a failover or a slot move, ioredis has subscribed again on the new owners.
-    this.sub.on('subscribersReady', () => { this.recovered() })
     this.sub.on(this.sharded ? 'smessage' : 'message', (channel: string, message: string) => this.onMessage(channel, message))
     // ioredis queues these until the Cluster is ready, then keeps them across slot moves.
     if (this.cluster) for (const channel of this.channels.keys()) this.subscribe(channel)
@@ -189,7 +187,12 @@ export class RedisAdapter extends MemoryAdapter {
     this.host?.log.warn({ err, instanceId: this.instanceId }, 'redis adapter: connection to Redis lost; cross-instance sends fail with BROKER_UNAVAILABLE until it returns')
   }
 
-  /** A command failed while the connections are up: logged once per streak of failures. */
+  /**
+   * A command failed while the connections are up: logged once per streak of
+   * failures. A streak ends after a heartbeat interval without a failure
+   * (ioredis's own topology events repeat while a master is down, so they
+   * cannot tell that it is over).
+   */
   private failing (err: unknown): void {
     this.lastFailureAt = Date.now()
     if (this.failingSince !== null || this.down || this.closed) return

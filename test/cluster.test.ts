@@ -256,6 +256,8 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
       const { broker } = await getJson<{ broker: { writeFailures: number } }>(`${instance.http}/stats`)
       t.ok(broker.writeFailures > 0, `${instance.http}: the failed membership write is counted (${broker.writeFailures})`)
     }
+    const warnings = one.logs().filter((line) => line.includes('redis adapter: Redis commands failing'))
+    t.equal(warnings.length, 1, 'the sending instance logged the failing shard once')
     let members: string[] = []
     for (let i = 0; i < 50; i++) {
       members = (await getJson<Array<{ userId: string }>>(`${one.http}/members/${room}`)).map((m) => m.userId).sort()

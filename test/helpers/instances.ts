@@ -13,6 +13,8 @@ export interface Instance {
   url: string
   http: string
   proc: ChildProcess
+  /** The instance's log lines so far (pino JSON on its stdout). */
+  logs: () => string[]
   stop: () => Promise<void>
 }
 
@@ -34,6 +36,7 @@ export async function spawnInstance (env: Record<string, string>): Promise<Insta
     proc.once('exit', (code) => reject(new Error(`instance exited early (${code})`)))
   })
   return {
+    logs: () => output.split('\n').filter((line) => line.startsWith('{"level"')),
     url: `ws://127.0.0.1:${port}/ws`,
     http: `http://127.0.0.1:${port}`,
     proc,
