@@ -20,8 +20,9 @@ export interface Instance {
 
 const fixture = fileURLToPath(new URL('../fixtures/instance.ts', import.meta.url))
 
-export async function spawnInstance (env: Record<string, string>): Promise<Instance> {
-  const child = untrackedNode(['--import', 'tsx', fixture], env)
+/** `file`: another instance script (the benchmarks' own), default test/fixtures/instance.ts. */
+export async function spawnInstance (env: Record<string, string>, file = fixture): Promise<Instance> {
+  const child = untrackedNode(['--import', 'tsx', file], env)
   const proc = spawn(child.command, child.args, {
     env: child.env,
     stdio: ['ignore', 'pipe', 'inherit']
