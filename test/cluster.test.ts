@@ -1,9 +1,11 @@
 import t from 'tap'
-import { RedisAdapter } from '../lib/index.js'
+import Fastify from 'fastify'
+import { Cluster } from 'ioredis'
+import { RedisAdapter, wsRouter } from '../lib/index.js'
 import { buildApp } from '../examples/app.js'
 import { connect, type TestClient } from './helpers/client.js'
 import { getJson, inRoom, spawnInstance, type Instance } from './helpers/instances.js'
-import { mustRunRedisTests, redisUnavailableReason } from './helpers/redis.js'
+import { freePort, mustRunRedisTests, redisUnavailableReason } from './helpers/redis.js'
 import { startRedisCluster, type TestCluster } from './helpers/redis-cluster.js'
 import { delay, waitFor } from './helpers/wait.js'
 
@@ -30,6 +32,22 @@ t.test('options: a Cluster is given as seed nodes or a client, checked at constr
   const adapter = new RedisAdapter({ cluster: ['127.0.0.1:7000', '[::1]:7001'] })
   t.match(adapter.status(), { kind: 'redis', sharded: true, cluster: true, connected: false })
   await adapter.close()
+})
+
+t.test('requireBroker with unreachable seed nodes: ready() rejects; without it the server starts degraded', async (t) => {
+  const port = await freePort()
+  const strict = Fastify()
+  strict.register(wsRouter, { environment: 'test', adapter: new RedisAdapter({ cluster: [`127.0.0.1:${port}`], requireBroker: true, connectTimeoutMs: 300 }) })
+  await t.rejects(async () => { await strict.ready() }, { code: 'FST_WSR_BROKER_UNAVAILABLE' })
+  await strict.close()
+
+  const lenient = Fastify({ logger: false })
+  await lenient.register(wsRouter, { environment: 'test', adapter: new RedisAdapter({ cluster: [`127.0.0.1:${port}`] }) })
+  await lenient.ready()
+  t.teardown(() => lenient.close())
+  t.match(lenient.wsRouter.getStats().broker, { connected: false, degraded: true, cluster: true })
+  const result = await lenient.wsRouter.broadcast('hello', {})
+  t.match(result, { ok: false, remote: { instances: 0, error: 'BROKER_UNAVAILABLE' } }, 'the remote part is reported')
 })
 
 interface Tally { sent: number, delivered: number, reportedFailed: number, unreported: number, resumedAfterMs: number }
@@ -180,6 +198,28 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     t.match((await bob.next('message')).payload, { userId: 'alice', text: 'over the cluster' })
   })
 
+  t.test('an ioredis Cluster client works too, and is left open on close', async (t) => {
+    const [host, port] = (cluster.seeds[0] as string).split(':') as [string, string]
+    const client = new Cluster([{ host, port: Number(port) }])
+    t.teardown(() => client.disconnect())
+    const app = Fastify({ logger: false })
+    await app.register(wsRouter, { environment: 'test', adapter: new RedisAdapter({ redis: client, instanceId: 'in-process' }), rateLimit: false })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const local = await connect(`ws://127.0.0.1:${(app.server.address() as { port: number }).port}/ws?user=local`)
+    const remote = await connect(`${two.url}?user=remote`)
+    t.teardown(() => { local.ws.terminate(); remote.ws.terminate() })
+    await inRoom(local, rooms[2] as string)
+    await waitFor(() => app.wsRouter.getStats().broker?.connected === true, 10_000, 'the adapter connected')
+    await delay(300)
+    remote.send({ type: 'say', id: 'to-local', payload: { room: rooms[2], text: 'to the in-process app' } })
+    t.match((await remote.next((f) => f.id === 'to-local')).payload, { ok: true, remote: { instances: 1 } })
+    t.equal((await local.next('heard')).payload.text, 'to the in-process app')
+    t.same(await app.wsRouter.presence('remote'), { online: true, connections: 1 }, 'presence read through the given client')
+    t.match(app.wsRouter.getStats().broker, { cluster: true, sharded: true })
+    await app.close()
+    t.equal(await client.ping(), 'PONG', 'the client passed in is not disconnected')
+  })
+
   t.test('resharding a busy room\'s slot while traffic flows', async (t) => {
     const room = rooms[1] as string
     const sender = await connect(`${one.url}?user=rs-sender`)
@@ -202,7 +242,8 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     t.equal((await cluster.masterOf(slot)).id, to.id, 'the slot moved')
     t.equal(tally.unreported, 0, 'no silent loss')
     t.equal(tally.delivered + tally.reportedFailed, tally.sent, 'sent = delivered + reported failed')
-    t.ok(tally.resumedAfterMs >= 0, 'delivery resumed')
+    t.ok(tally.resumedAfterMs >= 0, 'delivery resumed after any failure')
+    t.ok(receiver.frames.some((f) => f.type === 'heard' && f.timestamp > movedAt + moveMs), 'frames sent after the move arrived')
     const subscribers = Number((await cluster.cli(to.port, 'pubsub', 'shardnumsub', `wsr:r:{${room}}`)).split('\n')[1])
     t.equal(subscribers, 1, 'the receiving instance now subscribes on the new owner')
     const members = await getJson<Array<{ userId: string }>>(`${one.http}/members/${room}`)
