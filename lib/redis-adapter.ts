@@ -561,6 +561,8 @@ export class RedisAdapter extends MemoryAdapter {
       outages: this.outages,
       lastOutageMs: this.lastOutageMs,
       publishFailures: this.publishFailures,
+      // Commands failing while connected (one shard without a master, say); 0 when they succeed.
+      failingForMs: this.failingSince === null ? 0 : Date.now() - this.failingSince,
       writeFailures: this.writeFailures,
       subscribeFailures: this.subscribeFailures,
       subscriptions: this.channels.size,
