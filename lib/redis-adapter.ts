@@ -418,6 +418,7 @@ export class RedisAdapter extends MemoryAdapter {
 
   /** One read per live instance's presence hash, as one pipeline: the keys share the {presence} slot. */
   private async presenceRead (instances: string[], read: (pipeline: ChainableCommander, key: string) => void): Promise<unknown[]> {
+    if (instances.length === 0) return []
     const pipeline = this.pub.pipeline()
     for (const instanceId of instances) read(pipeline, this.presenceKey(instanceId))
     const results = await pipeline.exec() ?? []

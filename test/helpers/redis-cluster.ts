@@ -54,6 +54,20 @@ export async function startRedisCluster (): Promise<TestCluster> {
   if (external !== undefined && external !== '') return externalCluster(external.split(','))
   const binary = redisServerPath()
   if (binary === undefined) throw new Error('redis-server not found')
+  // A spare port is bound by redis-server a moment after it was found free, so
+  // another process may take it in between: then start again on fresh ports.
+  let lastError: unknown
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startLocalCluster(binary)
+    } catch (err) {
+      lastError = err
+    }
+  }
+  throw lastError
+}
+
+async function startLocalCluster (binary: string): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'wsr-cluster-'))
   const ports: number[] = []
   const busPorts: number[] = []
@@ -68,32 +82,31 @@ export async function startRedisCluster (): Promise<TestCluster> {
     busPorts.push(bus)
   }
   const children = new Map<number, ChildProcess>()
-  await Promise.all(ports.map(async (port, index) => {
-    const child = spawn(binary, [
-      '--port', String(port),
-      '--cluster-port', String(busPorts[index]),
-      '--bind', '127.0.0.1',
-      '--cluster-enabled', 'yes',
-      '--cluster-config-file', join(dir, `nodes-${port}.conf`),
-      // Fast failure detection: a dead master is replaced within a few seconds.
-      '--cluster-node-timeout', '2000',
-      '--save', '',
-      '--appendonly', 'no',
-      '--dir', dir,
-      '--protected-mode', 'no'
-    ], { stdio: 'ignore' })
-    children.set(port, child)
-    await waitForPort(port)
-  }))
-  const cli = makeCli()
-  await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 })
-  const cluster = clusterApi(ports.map((p) => `127.0.0.1:${p}`), true, cli, children)
-  const close = cluster.close
+  const cluster = clusterApi(ports.map((p) => `127.0.0.1:${p}`), true, makeCli(), children)
+  const killAll = cluster.close
   cluster.close = async () => {
-    await close()
+    await killAll()
     rmSync(dir, { recursive: true, force: true })
   }
   try {
+    await Promise.all(ports.map(async (port, index) => {
+      const child = spawn(binary, [
+        '--port', String(port),
+        '--cluster-port', String(busPorts[index]),
+        '--bind', '127.0.0.1',
+        '--cluster-enabled', 'yes',
+        '--cluster-config-file', join(dir, `nodes-${port}.conf`),
+        // Fast failure detection: a dead master is replaced within a few seconds.
+        '--cluster-node-timeout', '2000',
+        '--save', '',
+        '--appendonly', 'no',
+        '--dir', dir,
+        '--protected-mode', 'no'
+      ], { stdio: 'ignore' })
+      children.set(port, child)
+      await waitForPort(port)
+    }))
+    await run('redis-cli', ['--cluster', 'create', ...cluster.seeds, '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 })
     await cluster.waitHealthy(30_000)
     await waitForReplicas(cluster, 3, 30_000)
   } catch (err) {
