@@ -5,8 +5,8 @@ import { RedisAdapter, wsRouter } from '../lib/index.js'
 import { buildApp } from '../examples/app.js'
 import { connect, type TestClient } from './helpers/client.js'
 import { getJson, inRoom, spawnInstance, type Instance } from './helpers/instances.js'
-import { freePort, mustRunRedisTests, redisUnavailableReason } from './helpers/redis.js'
-import { startRedisCluster, type TestCluster } from './helpers/redis-cluster.js'
+import { freePort, mustRunRedisTests } from './helpers/redis.js'
+import { clusterUnavailableReason, startRedisCluster, type TestCluster } from './helpers/redis-cluster.js'
 import { delay, waitFor } from './helpers/wait.js'
 
 /**
@@ -15,7 +15,7 @@ import { delay, waitFor } from './helpers/wait.js'
  * processes. Rooms are picked so that their slots fall on all three shards.
  */
 
-const unavailable = redisUnavailableReason()
+const unavailable = clusterUnavailableReason()
 if (unavailable !== undefined && mustRunRedisTests()) {
   t.fail(`Redis tests must run here (WSR_REQUIRE_REDIS=1) but: ${unavailable}`)
 }

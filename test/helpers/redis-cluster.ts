@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -47,6 +47,20 @@ export interface TestCluster {
   /** Resolves once every live node says `cluster_state:ok` and agrees on who serves every slot. */
   waitHealthy: (timeoutMs?: number) => Promise<void>
   close: () => Promise<void>
+}
+
+/** Why the cluster tests cannot run here, or undefined when they can. */
+export function clusterUnavailableReason (): string | undefined {
+  const external = process.env.REDIS_CLUSTER_NODES
+  if ((external === undefined || external === '') && redisServerPath() === undefined) {
+    return 'no redis-server binary and no REDIS_CLUSTER_NODES (apt-get install -y redis-server, or set REDIS_CLUSTER_NODES)'
+  }
+  try {
+    execFileSync('sh', ['-c', 'command -v redis-cli'], { stdio: 'ignore' })
+    return undefined
+  } catch {
+    return 'no redis-cli binary (apt-get install -y redis-tools)'
+  }
 }
 
 export async function startRedisCluster (): Promise<TestCluster> {
