@@ -25,6 +25,9 @@ import { FST_WSR_BROKER_UNAVAILABLE, RemoteFailure } from './errors.js'
  */
 
 const BROKER_UNAVAILABLE = RemoteFailure.BROKER_UNAVAILABLE
+const SUBSCRIPTION_MISSING = RemoteFailure.SUBSCRIPTION_MISSING
+/** Rooms whose reach (remote instances with members) is remembered; past this the memory starts afresh. */
+const MAX_REACH_ROOMS = 10_000
 
 export interface RedisAdapterOptions {
   /**
@@ -109,6 +112,10 @@ export class RedisAdapter extends MemoryAdapter {
   private outages = 0
   private lastOutageMs = 0
   private publishFailures = 0
+  /** Room publishes that reached fewer instances than hold members (SUBSCRIPTION_MISSING). */
+  private missedPublishes = 0
+  /** room → remote instances holding members, from its member set when last read. */
+  private readonly reach = new Map<string, number>()
   private writeFailures = 0
   private subscribeFailures = 0
   /** Failures while the connections are up (a shard failing over, say): logged once per streak. */
@@ -402,18 +409,49 @@ export class RedisAdapter extends MemoryAdapter {
   override async members (room: string): Promise<RoomMember[]> {
     if (!this.connected) return await super.members(room)
     try {
-      const [entries, live] = await Promise.all([this.pub.smembers(this.membersKey(room)), this.liveInstances()])
-      const alive = new Set(live)
-      alive.add(this.instanceId)
-      const members: RoomMember[] = []
-      for (const entry of entries) {
-        const [instanceId, connectionId, userId] = entry.split('|')
-        if (instanceId !== undefined && alive.has(instanceId) && connectionId !== undefined && userId !== undefined) members.push({ connectionId, userId })
-      }
-      return members
+      return (await this.liveMembers(room)).map(({ connectionId, userId }) => ({ connectionId, userId }))
     } catch {
       return await super.members(room)
     }
+  }
+
+  /** The room's member set, without the entries of instances whose presence expired. */
+  private async liveMembers (room: string): Promise<Array<RoomMember & { instanceId: string }>> {
+    const [entries, live] = await Promise.all([this.pub.smembers(this.membersKey(room)), this.liveInstances()])
+    const alive = new Set(live)
+    alive.add(this.instanceId)
+    const members: Array<RoomMember & { instanceId: string }> = []
+    for (const entry of entries) {
+      const [instanceId, connectionId, userId] = entry.split('|')
+      if (instanceId !== undefined && alive.has(instanceId) && connectionId !== undefined && userId !== undefined) members.push({ instanceId, connectionId, userId })
+    }
+    return members
+  }
+
+  /**
+   * Whether an instance holding members of the room missed a frame: the
+   * publish reached fewer instances than the room's member set names (its
+   * subscription was being renewed after a failover or a slot move, or it
+   * joined a moment ago). The member set is read only when the reach is
+   * below what it was, so a steady room costs nothing more; a member leaving
+   * costs one read.
+   */
+  private async missedInstances (room: string, instances: number): Promise<boolean> {
+    const known = this.reach.get(room)
+    if (known !== undefined && instances >= known) {
+      if (instances > known) this.reach.set(room, instances)
+      return false
+    }
+    let holders: number
+    try {
+      holders = new Set((await this.liveMembers(room)).map((m) => m.instanceId).filter((id) => id !== this.instanceId)).size
+    } catch {
+      // The reach dropped and cannot be checked: say so rather than claim it was fine.
+      return known !== undefined
+    }
+    if (this.reach.size >= MAX_REACH_ROOMS) this.reach.clear()
+    this.reach.set(room, holders)
+    return instances < holders
   }
 
   /** One read per live instance's presence hash, as one pipeline: the keys share the {presence} slot. */
@@ -477,8 +515,13 @@ export class RedisAdapter extends MemoryAdapter {
     }
     // This instance hears its own publish when it is subscribed to the channel.
     const instances = Math.max(0, receivers - (this.channels.has(channel) ? 1 : 0))
-    if (receiptId === undefined || instances === 0) return { instances }
-    return await this.awaitReceipts(receiptId, instances)
+    const [outcome, missed] = await Promise.all([
+      receiptId === undefined || instances === 0 ? { instances } : this.awaitReceipts(receiptId, instances),
+      target.kind === 'room' ? this.missedInstances(target.room, instances) : false
+    ])
+    if (!missed) return outcome
+    this.missedPublishes++
+    return { ...outcome, error: SUBSCRIPTION_MISSING }
   }
 
   private awaitReceipts (receiptId: string, expected: number): Promise<RemoteOutcome> {
@@ -562,6 +605,7 @@ export class RedisAdapter extends MemoryAdapter {
       outages: this.outages,
       lastOutageMs: this.lastOutageMs,
       publishFailures: this.publishFailures,
+      missedPublishes: this.missedPublishes,
       // Commands failing while connected (one shard without a master, say); 0 when they succeed.
       failingForMs: this.failingSince === null ? 0 : Date.now() - this.failingSince,
       writeFailures: this.writeFailures,
@@ -589,6 +633,7 @@ export class RedisAdapter extends MemoryAdapter {
       for (const [room, ids] of this.rooms) leaving.push(this.pub.srem(this.membersKey(room), ...[...ids].map((id) => this.memberEntry(id))))
       await Promise.all(leaving.map(async (command) => await command.catch(() => {})))
     }
+    this.reach.clear()
     this.sub.disconnect()
     if (this.ownsPublisher) this.pub.disconnect()
     await super.close()

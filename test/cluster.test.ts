@@ -50,7 +50,7 @@ t.test('requireBroker with unreachable seed nodes: ready() rejects; without it t
   t.match(result, { ok: false, remote: { instances: 0, error: 'BROKER_UNAVAILABLE' } }, 'the remote part is reported')
 })
 
-interface Tally { sent: number, delivered: number, reportedFailed: number, unreported: number, resumedAfterMs: number }
+interface Tally { sent: number, delivered: number, reportedFailed: number, unreported: number, resumedAfterMs: number, silent: Array<{ seq: number, sentAt: number, reply: unknown }> }
 
 /**
  * Sends `say` to a room every 20 ms until stopped, then sorts every send:
@@ -80,7 +80,7 @@ function trafficLoop (sender: TestClient, receiver: TestClient, room: string): {
       await delay(300)
       const heard = new Map<string, number>()
       for (const f of receiver.frames) if (f.type === 'heard' && f.payload.room === room) heard.set(f.payload.text as string, f.timestamp)
-      const tally: Tally = { sent, delivered: 0, reportedFailed: 0, unreported: 0, resumedAfterMs: 0 }
+      const tally: Tally = { sent, delivered: 0, reportedFailed: 0, unreported: 0, resumedAfterMs: 0, silent: [] }
       let firstFailure = -1
       let resumedAt = -1
       for (const reply of sender.frames.filter((f) => f.type === 'said' && isMine(f.id))) {
@@ -93,6 +93,7 @@ function trafficLoop (sender: TestClient, receiver: TestClient, room: string): {
           if (firstFailure === -1) firstFailure = seq
         } else {
           tally.unreported++
+          tally.silent.push({ seq, sentAt: sentAt.get(seq) as number, reply: reply.payload })
         }
       }
       tally.resumedAfterMs = firstFailure === -1 ? 0 : resumedAt === -1 ? -1 : resumedAt - (sentAt.get(firstFailure) as number)
@@ -220,6 +221,39 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     t.equal(await client.ping(), 'PONG', 'the client passed in is not disconnected')
   })
 
+  t.test('subscriptions dropped by Redis (CLIENT KILL TYPE pubsub): frames meanwhile are reported SUBSCRIPTION_MISSING', { skip: cluster.local ? false : 'an external cluster is left alone' }, async (t) => {
+    const room = rooms[0] as string
+    const speaker = await connect(`${one.url}?user=ck-speaker`)
+    const listener = await connect(`${one.url}?user=ck-local`)
+    const remote = await connect(`${two.url}?user=ck-remote`)
+    t.teardown(() => { for (const c of [speaker, listener, remote]) c.ws.terminate() })
+    await inRoom(listener, room)
+    await inRoom(remote, room)
+    await delay(300)
+    speaker.send({ type: 'say', id: 'ck-before', payload: { room, text: 'before' } })
+    t.match((await speaker.next((f) => f.id === 'ck-before')).payload, { ok: true, targets: 1, remote: { instances: 1 } })
+    const owner = await cluster.masterOf(await cluster.keyslot(`wsr:r:{${room}}`))
+    await cluster.cli(owner.port, 'client', 'kill', 'type', 'pubsub')
+    for (let i = 0; i < 5; i++) speaker.send({ type: 'say', id: `ck-${i}`, payload: { room, text: `burst ${i}` } })
+    const burst = await Promise.all([0, 1, 2, 3, 4].map(async (i) => await speaker.next((f) => f.id === `ck-${i}`)))
+    // Local delivery is not affected; the remote part says what happened.
+    t.ok(burst.every((f) => f.payload.targets === 1 && f.payload.delivered === 1), 'the local member got every frame')
+    t.ok(burst.some((f) => f.payload.remote?.error === 'SUBSCRIPTION_MISSING' && f.payload.ok === false), 'a frame sent while the subscriptions were gone is reported', { replies: burst.map((f) => f.payload) })
+    await delay(300)
+    const heard = new Set(remote.frames.filter((f) => f.type === 'heard').map((f) => f.payload.text as string))
+    const silent = burst.filter((f) => f.payload.ok === true && !heard.has(`burst ${String(f.id).slice(3)}`))
+    t.same(silent, [], 'no frame reported ok went missing')
+    let back = false
+    for (let i = 0; i < 50 && !back; i++) {
+      speaker.send({ type: 'say', id: `ck-after-${i}`, payload: { room, text: `after ${i}` } })
+      back = (await speaker.next((f) => f.id === `ck-after-${i}`)).payload.ok === true
+      if (!back) await delay(100)
+    }
+    t.ok(back, 'the subscriptions came back')
+    const { broker } = await getJson<{ broker: { missedPublishes: number } }>(`${one.http}/stats`)
+    t.ok(broker.missedPublishes >= 1, `counted in missedPublishes (${broker.missedPublishes})`)
+  })
+
   t.test('resharding a busy room\'s slot while traffic flows', { skip: cluster.local ? false : 'an external cluster is not resharded' }, async (t) => {
     const room = rooms[1] as string
     const sender = await connect(`${one.url}?user=rs-sender`)
@@ -256,9 +290,11 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     const receiver = await connect(`${two.url}?user=fo-receiver`)
     const leaver = await connect(`${one.url}?user=fo-leaver`)
     const late = await connect(`${two.url}?user=fo-late`)
-    t.teardown(() => { for (const c of [sender, receiver, leaver, late]) c.ws.terminate() })
+    const chatter = await connect(`${one.url}?user=fo-chatter`)
+    t.teardown(() => { for (const c of [sender, receiver, leaver, late, chatter]) c.ws.terminate() })
     await inRoom(receiver, room)
     await inRoom(leaver, room)
+    await inRoom(chatter, room)
     await delay(200)
     const slot = await cluster.keyslot(`wsr:r:{${room}}`)
     const victim = await cluster.masterOf(slot)
@@ -275,6 +311,10 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     leaver.send({ type: 'leave', id: 'bye', payload: { room } })
     await leaver.next((f) => f.id === 'bye')
     await inRoom(late, room)
+    // The chat built-in says so in its ack.
+    chatter.send({ type: 'user_message', id: 'during', payload: { room, text: 'during the failover' } })
+    const ackDuring = await chatter.next((f) => f.id === 'during')
+    t.match(ackDuring, { type: 'message_ack', payload: { remoteInstances: 0, remoteError: 'BROKER_UNAVAILABLE' } }, 'a user message during the failover: its ack reports the remote failure')
     let promotedAfterMs = -1
     while (Date.now() - killedAt < 20_000) {
       const owner = await cluster.masterOf(slot).catch(() => victim)
@@ -288,15 +328,17 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     const tally = await traffic.stop()
     const failed = sender.frames.filter((f) => f.type === 'said' && f.payload.ok === false)
     const unavailable = failed.filter((f) => f.payload.remote?.error === 'BROKER_UNAVAILABLE').length
-    t.comment(`failover of port ${victim.port} (slot ${slot}, ${room}): replica promoted ${promotedAfterMs} ms after the kill; sent ${tally.sent}, delivered ${tally.delivered}, reported failed ${tally.reportedFailed} (${unavailable} BROKER_UNAVAILABLE, ${tally.reportedFailed - unavailable} NO_TARGET), unreported ${tally.unreported}; delivery resumed ${tally.resumedAfterMs} ms after the first failed send`)
+    const missing = failed.filter((f) => f.payload.remote?.error === 'SUBSCRIPTION_MISSING').length
+    t.comment(`failover of port ${victim.port} (slot ${slot}, ${room}): replica promoted ${promotedAfterMs} ms after the kill; sent ${tally.sent}, delivered ${tally.delivered}, reported failed ${tally.reportedFailed} (all replies with ok:false: ${unavailable} BROKER_UNAVAILABLE, ${missing} SUBSCRIPTION_MISSING, ${failed.length - unavailable - missing} NO_TARGET; ${failed.length - tally.reportedFailed} of them delivered after all), unreported ${tally.unreported}; delivery resumed ${tally.resumedAfterMs} ms after the first failed send`)
     t.ok(tally.reportedFailed > 0, 'sends while no master served the slot were reported failed')
-    t.equal(tally.unreported, 0, 'no silent loss')
+    const brokers = await Promise.all([one, two].map(async (i) => (await getJson<{ broker: unknown }>(`${i.http}/stats`)).broker))
+    t.equal(tally.unreported, 0, 'no silent loss', { silent: tally.silent.map((l) => ({ ...l, sentAfterKillMs: l.sentAt - killedAt })), brokers, logs: [one.logs(), two.logs()].map((logs) => logs.filter((l) => l.includes('redis adapter')).map((l) => l.slice(0, 300))) })
     t.equal(tally.delivered + tally.reportedFailed, tally.sent, 'sent = delivered + reported failed')
     t.ok(tally.resumedAfterMs > 0, 'delivery resumed')
-    t.ok(failed.every((f) => f.payload.remote?.error === 'BROKER_UNAVAILABLE' || f.payload.reason === 'NO_TARGET'), 'each failure says why: BROKER_UNAVAILABLE, or NO_TARGET while the subscription moved')
+    t.ok(failed.every((f) => ['BROKER_UNAVAILABLE', 'SUBSCRIPTION_MISSING'].includes(f.payload.remote?.error as string) || f.payload.reason === 'NO_TARGET'), 'each failure says why: BROKER_UNAVAILABLE, or SUBSCRIPTION_MISSING / NO_TARGET while a subscription moved', { errors: failed.map((f) => f.payload.remote?.error ?? f.payload.reason) })
     const stats = await getJson<{ broker: { publishFailures: number, connected: boolean } }>(`${one.http}/stats`)
     t.equal(stats.broker.connected, true, 'the instance is connected again')
-    t.equal(stats.broker.publishFailures, unavailable, 'every failed publish is counted')
+    t.equal(stats.broker.publishFailures, unavailable + 1, 'every failed publish is counted (the says and the user message)')
     for (const instance of [one, two]) {
       const { broker } = await getJson<{ broker: { writeFailures: number } }>(`${instance.http}/stats`)
       t.ok(broker.writeFailures > 0, `${instance.http}: the failed membership write is counted (${broker.writeFailures})`)
@@ -306,10 +348,15 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     let members: string[] = []
     for (let i = 0; i < 50; i++) {
       members = (await getJson<Array<{ userId: string }>>(`${one.http}/members/${room}`)).map((m) => m.userId).sort()
-      if (members.join() === 'fo-late,fo-receiver') break
+      if (members.join() === 'fo-chatter,fo-late,fo-receiver') break
       await delay(100)
     }
-    t.same(members, ['fo-late', 'fo-receiver'], 'membership changes made during the failover are in Redis afterwards')
+    t.same(members, ['fo-chatter', 'fo-late', 'fo-receiver'], 'membership changes made during the failover are in Redis afterwards')
+    chatter.send({ type: 'user_message', id: 'after', payload: { room, text: 'after the failover' } })
+    const ackAfter = await chatter.next((f) => f.id === 'after')
+    t.match(ackAfter.payload, { remoteInstances: 1 }, 'after it, the ack counts the other instance again')
+    t.notOk('remoteError' in ackAfter.payload, 'and reports no remote error')
+    t.match((await receiver.next((f) => f.type === 'message' && f.payload.text === 'after the failover')).payload, { userId: 'fo-chatter' })
 
     // The other shards were never interrupted for long: a room elsewhere still works.
     {
