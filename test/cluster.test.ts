@@ -221,39 +221,6 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     t.equal(await client.ping(), 'PONG', 'the client passed in is not disconnected')
   })
 
-  t.test('subscriptions dropped by Redis (CLIENT KILL TYPE pubsub): frames meanwhile are reported SUBSCRIPTION_MISSING', { skip: cluster.local ? false : 'an external cluster is left alone' }, async (t) => {
-    const room = rooms[0] as string
-    const speaker = await connect(`${one.url}?user=ck-speaker`)
-    const listener = await connect(`${one.url}?user=ck-local`)
-    const remote = await connect(`${two.url}?user=ck-remote`)
-    t.teardown(() => { for (const c of [speaker, listener, remote]) c.ws.terminate() })
-    await inRoom(listener, room)
-    await inRoom(remote, room)
-    await delay(300)
-    speaker.send({ type: 'say', id: 'ck-before', payload: { room, text: 'before' } })
-    t.match((await speaker.next((f) => f.id === 'ck-before')).payload, { ok: true, targets: 1, remote: { instances: 1 } })
-    const owner = await cluster.masterOf(await cluster.keyslot(`wsr:r:{${room}}`))
-    await cluster.cli(owner.port, 'client', 'kill', 'type', 'pubsub')
-    for (let i = 0; i < 5; i++) speaker.send({ type: 'say', id: `ck-${i}`, payload: { room, text: `burst ${i}` } })
-    const burst = await Promise.all([0, 1, 2, 3, 4].map(async (i) => await speaker.next((f) => f.id === `ck-${i}`)))
-    // Local delivery is not affected; the remote part says what happened.
-    t.ok(burst.every((f) => f.payload.targets === 1 && f.payload.delivered === 1), 'the local member got every frame')
-    t.ok(burst.some((f) => f.payload.remote?.error === 'SUBSCRIPTION_MISSING' && f.payload.ok === false), 'a frame sent while the subscriptions were gone is reported', { replies: burst.map((f) => f.payload) })
-    await delay(300)
-    const heard = new Set(remote.frames.filter((f) => f.type === 'heard').map((f) => f.payload.text as string))
-    const silent = burst.filter((f) => f.payload.ok === true && !heard.has(`burst ${String(f.id).slice(3)}`))
-    t.same(silent, [], 'no frame reported ok went missing')
-    let back = false
-    for (let i = 0; i < 50 && !back; i++) {
-      speaker.send({ type: 'say', id: `ck-after-${i}`, payload: { room, text: `after ${i}` } })
-      back = (await speaker.next((f) => f.id === `ck-after-${i}`)).payload.ok === true
-      if (!back) await delay(100)
-    }
-    t.ok(back, 'the subscriptions came back')
-    const { broker } = await getJson<{ broker: { missedPublishes: number } }>(`${one.http}/stats`)
-    t.ok(broker.missedPublishes >= 1, `counted in missedPublishes (${broker.missedPublishes})`)
-  })
-
   t.test('resharding a busy room\'s slot while traffic flows', { skip: cluster.local ? false : 'an external cluster is not resharded' }, async (t) => {
     const room = rooms[1] as string
     const sender = await connect(`${one.url}?user=rs-sender`)
@@ -305,6 +272,9 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     }
     const traffic = trafficLoop(sender, receiver, room)
     await delay(500)
+    // A streak already under way is not logged again: the kill's own warning is expected only outside one.
+    const before = (await getJson<{ broker: { failingForMs: number, degraded: boolean } }>(`${one.http}/stats`)).broker
+    const expectedWarnings = before.failingForMs > 0 || before.degraded ? 0 : 1
     await cluster.kill(victim.port)
     const killedAt = Date.now()
     // Membership changes while no master serves the room's slot: their writes fail and are made again later.
@@ -344,7 +314,7 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
       t.ok(broker.writeFailures > 0, `${instance.http}: the failed membership write is counted (${broker.writeFailures})`)
     }
     const warnings = one.logs().filter((line) => line.includes('redis adapter: Redis commands failing') && (JSON.parse(line) as { time: number }).time >= killedAt)
-    t.equal(warnings.length, 1, 'the sending instance logged the failing shard once', { warnings })
+    t.equal(warnings.length, expectedWarnings, 'the sending instance logged the failing shard once (unless a streak was under way)', { warnings, before })
     let members: string[] = []
     for (let i = 0; i < 50; i++) {
       members = (await getJson<Array<{ userId: string }>>(`${one.http}/members/${room}`)).map((m) => m.userId).sort()
@@ -369,5 +339,38 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
       t.match((await a.next('said')).payload, { ok: true, remote: { instances: 1 } })
       t.equal((await b.next('heard')).payload.text, 'still here')
     }
+  })
+
+  t.test('subscriptions dropped by Redis (CLIENT KILL TYPE pubsub): frames meanwhile are reported SUBSCRIPTION_MISSING', { skip: cluster.local ? false : 'an external cluster is left alone' }, async (t) => {
+    const room = rooms[0] as string
+    const speaker = await connect(`${one.url}?user=ck-speaker`)
+    const listener = await connect(`${one.url}?user=ck-local`)
+    const remote = await connect(`${two.url}?user=ck-remote`)
+    t.teardown(() => { for (const c of [speaker, listener, remote]) c.ws.terminate() })
+    await inRoom(listener, room)
+    await inRoom(remote, room)
+    await delay(300)
+    speaker.send({ type: 'say', id: 'ck-before', payload: { room, text: 'before' } })
+    t.match((await speaker.next((f) => f.id === 'ck-before')).payload, { ok: true, targets: 1, remote: { instances: 1 } })
+    const owner = await cluster.masterOf(await cluster.keyslot(`wsr:r:{${room}}`))
+    await cluster.cli(owner.port, 'client', 'kill', 'type', 'pubsub')
+    for (let i = 0; i < 5; i++) speaker.send({ type: 'say', id: `ck-${i}`, payload: { room, text: `burst ${i}` } })
+    const burst = await Promise.all([0, 1, 2, 3, 4].map(async (i) => await speaker.next((f) => f.id === `ck-${i}`)))
+    // Local delivery is not affected; the remote part says what happened.
+    t.ok(burst.every((f) => f.payload.targets === 1 && f.payload.delivered === 1), 'the local member got every frame')
+    t.ok(burst.some((f) => f.payload.remote?.error === 'SUBSCRIPTION_MISSING' && f.payload.ok === false), 'a frame sent while the subscriptions were gone is reported', { replies: burst.map((f) => f.payload) })
+    await delay(300)
+    const heard = new Set(remote.frames.filter((f) => f.type === 'heard').map((f) => f.payload.text as string))
+    const silent = burst.filter((f) => f.payload.ok === true && !heard.has(`burst ${String(f.id).slice(3)}`))
+    t.same(silent, [], 'no frame reported ok went missing')
+    let back = false
+    for (let i = 0; i < 50 && !back; i++) {
+      speaker.send({ type: 'say', id: `ck-after-${i}`, payload: { room, text: `after ${i}` } })
+      back = (await speaker.next((f) => f.id === `ck-after-${i}`)).payload.ok === true
+      if (!back) await delay(100)
+    }
+    t.ok(back, 'the subscriptions came back')
+    const { broker } = await getJson<{ broker: { missedPublishes: number } }>(`${one.http}/stats`)
+    t.ok(broker.missedPublishes >= 1, `counted in missedPublishes (${broker.missedPublishes})`)
   })
 })
