@@ -17,7 +17,7 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -375,7 +375,11 @@ relative to one another on this machine, not capacity figures.
 
 ${table}
 `
-  writeFileSync(join(root, 'docs', 'performance-cross-instance.md'), doc)
+  // bench/cross-instance-cluster.ts owns the section from its heading on: keep it.
+  const docPath = join(root, 'docs', 'performance-cross-instance.md')
+  const previous = existsSync(docPath) ? readFileSync(docPath, 'utf8') : ''
+  const clusterSection = previous.indexOf('## Redis Cluster against one Redis node')
+  writeFileSync(docPath, clusterSection === -1 ? doc : `${doc}\n${previous.slice(clusterSection)}`)
   console.error('wrote docs/performance-cross-instance.md')
 }
 

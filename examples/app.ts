@@ -17,6 +17,8 @@
  * - `LOG_LEVEL`: pino level, default `info` (`silent` for none).
  * - `REDIS_URL`: when set, both routers use the Redis adapter, so several
  *   instances (two ports, two machines) share users, rooms and presence.
+ * - `REDIS_CLUSTER_NODES`: comma-separated `host:port` seed nodes of a Redis
+ *   Cluster, instead of `REDIS_URL` (setting both is an error).
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { timingSafeEqual } from 'node:crypto'
@@ -112,7 +114,11 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
   const level = env.LOG_LEVEL ?? 'info'
   const app = Fastify({ logger: options.logStream === undefined ? { level } : { level, stream: options.logStream } })
   const redisUrl = env.REDIS_URL !== undefined && env.REDIS_URL.trim() !== '' ? env.REDIS_URL.trim() : undefined
-  const adapterFor = (prefix: string): RouterAdapter | undefined => redisUrl === undefined ? undefined : new RedisAdapter({ redis: redisUrl, prefix })
+  const clusterNodes = (env.REDIS_CLUSTER_NODES ?? '').split(',').map((node) => node.trim()).filter((node) => node !== '')
+  if (redisUrl !== undefined && clusterNodes.length > 0) throw new Error('set REDIS_URL or REDIS_CLUSTER_NODES, not both')
+  const adapterFor = (prefix: string): RouterAdapter | undefined => clusterNodes.length > 0
+    ? new RedisAdapter({ cluster: clusterNodes, prefix })
+    : redisUrl === undefined ? undefined : new RedisAdapter({ redis: redisUrl, prefix })
 
   // Two routers (/ws and /rpc) share one @fastify/websocket, registered here at
   // the root; each router closes its own clients with 1001 on shutdown.

@@ -99,7 +99,9 @@ export const RemoteFailure = Object.freeze({
   /** The broker is unreachable: nothing was published, nothing will be replayed. */
   BROKER_UNAVAILABLE: 'BROKER_UNAVAILABLE',
   /** An instance received the frame but sent no receipt within `receiptTimeoutMs`. */
-  RECEIPT_TIMEOUT: 'RECEIPT_TIMEOUT'
+  RECEIPT_TIMEOUT: 'RECEIPT_TIMEOUT',
+  /** An instance holding members of the room was not subscribed when the frame was published. */
+  SUBSCRIPTION_MISSING: 'SUBSCRIPTION_MISSING'
 } as const)
 
 /** The codes a client can see in the `payload.code` of an `error` frame. */

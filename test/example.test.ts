@@ -113,6 +113,11 @@ t.test('production: bad tokens and no token get HTTP 401 before the upgrade', as
   }
 })
 
+t.test('REDIS_URL and REDIS_CLUSTER_NODES together are refused, saying so', async (t) => {
+  await t.rejects(buildApp({ REDIS_URL: 'redis://127.0.0.1:1', REDIS_CLUSTER_NODES: '127.0.0.1:2', LOG_LEVEL: 'silent' }), /REDIS_URL or REDIS_CLUSTER_NODES, not both/)
+  await t.rejects(buildApp({ REDIS_CLUSTER_NODES: '127.0.0.1', LOG_LEVEL: 'silent' }), /not "host:port"/, 'a seed without its port')
+})
+
 t.test('production: buildApp refuses to start without AUTH_SECRET, saying so', async (t) => {
   await t.rejects(buildApp({ NODE_ENV: 'production', LOG_LEVEL: 'silent' }), /AUTH_SECRET is not set/)
   await t.rejects(buildApp({ ENVIRONMENT: 'production', LOG_LEVEL: 'silent' }), /AUTH_SECRET is not set/, 'ENVIRONMENT=production too')

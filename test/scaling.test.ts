@@ -1,65 +1,20 @@
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import { wsRouter } from '../lib/index.js'
 import { RedisAdapter } from '../lib/redis.js'
-import { connect, type TestClient } from './helpers/client.js'
+import { connect } from './helpers/client.js'
 import { freePort, mustRunRedisTests, redisUnavailableReason, startRedis, type TestRedis } from './helpers/redis.js'
 import { delay, waitFor } from './helpers/wait.js'
-import { untrackedNode } from './helpers/child-env.js'
+import { getJson, inRoom, spawnInstance as spawnFixture, type Instance } from './helpers/instances.js'
 
 const unavailable = redisUnavailableReason()
 if (unavailable !== undefined && mustRunRedisTests()) {
   t.fail(`Redis tests must run here (WSR_REQUIRE_REDIS=1) but: ${unavailable}`)
 }
 
-interface Instance {
-  url: string
-  http: string
-  proc: ChildProcess
-  stop: () => Promise<void>
-}
-
-const fixture = fileURLToPath(new URL('./fixtures/instance.ts', import.meta.url))
-
 async function spawnInstance (redis: TestRedis, env: Record<string, string> = {}): Promise<Instance> {
-  const child = untrackedNode(['--import', 'tsx', fixture], { REDIS_URL: redis.url, ...env })
-  const proc = spawn(child.command, child.args, {
-    env: child.env,
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  let output = ''
-  const port = await new Promise<number>((resolve, reject) => {
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      const line = output.split('\n').find((l) => l.startsWith('{'))
-      if (line !== undefined) resolve((JSON.parse(line) as { port: number }).port)
-    })
-    proc.once('exit', (code) => reject(new Error(`instance exited early (${code})`)))
-  })
-  return {
-    url: `ws://127.0.0.1:${port}/ws`,
-    http: `http://127.0.0.1:${port}`,
-    proc,
-    stop: async () => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return
-      proc.kill('SIGTERM')
-      await once(proc, 'exit')
-    }
-  }
-}
-
-async function getJson<T> (url: string): Promise<T> {
-  const response = await fetch(url)
-  return await response.json() as T
-}
-
-async function inRoom (client: TestClient, room: string): Promise<void> {
-  const id = `join-${room}-${Math.random()}`
-  client.send({ type: 'join', id, payload: { room } })
-  await client.next((f) => f.id === id)
+  return await spawnFixture({ REDIS_URL: redis.url, ...env })
 }
 
 t.test('scale-out on Redis', { skip: unavailable }, async (t) => {

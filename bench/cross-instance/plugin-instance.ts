@@ -1,8 +1,9 @@
 /**
  * One fastify-ws-router instance for bench/cross-instance.ts, run as its own
  * process: `env -u NODE_OPTIONS node --import tsx bench/cross-instance/plugin-instance.ts`.
- * With REDIS_URL it uses the RedisAdapter (instance id INSTANCE_ID), without
- * it the default in-memory adapter. Prints `{"port": N}` once listening.
+ * With REDIS_URL it uses the RedisAdapter (instance id INSTANCE_ID), with
+ * REDIS_CLUSTER_NODES (comma-separated host:port) the RedisAdapter on a Redis
+ * Cluster, without either the default in-memory adapter. Prints `{"port": N}` once listening.
  * `say` fans the payload out to the room as `heard`, excluding the sender,
  * and sends no reply (the frames carry no id).
  */
@@ -12,9 +13,12 @@ import { wsRouter } from '../../lib/index.js'
 import { RedisAdapter } from '../../lib/redis.js'
 
 const redisUrl = process.env.REDIS_URL
-const adapter = redisUrl !== undefined && redisUrl !== ''
-  ? new RedisAdapter({ redis: redisUrl, instanceId: process.env.INSTANCE_ID })
-  : undefined
+const clusterNodes = process.env.REDIS_CLUSTER_NODES
+const adapter = clusterNodes !== undefined && clusterNodes !== ''
+  ? new RedisAdapter({ cluster: clusterNodes.split(','), instanceId: process.env.INSTANCE_ID })
+  : redisUrl !== undefined && redisUrl !== ''
+    ? new RedisAdapter({ redis: redisUrl, instanceId: process.env.INSTANCE_ID })
+    : undefined
 
 const app = Fastify({ logger: { level: 'warn' } })
 await app.register(wsRouter, {

@@ -1,13 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import type { Redis, RedisOptions } from 'ioredis'
-import type * as IORedis from 'ioredis'
-import { requirePeer } from '../peer-dependency.js'
+import type { ChainableCommander, Cluster, Redis } from 'ioredis'
+import { createRedisClients, type RedisClient } from './redis-clients.js'
 import type { AdapterHost, FailedTarget, FanoutTarget, PublishMeta, RemoteOutcome, RoomMember } from '../adapter.js'
 import { MemoryAdapter } from './memory.js'
 import { FST_WSR_BROKER_UNAVAILABLE, RemoteFailure } from '../errors.js'
-
-// ioredis is an optional peer: only this module (entry point fastify-ws-router/redis) loads it.
-const { Redis: RedisClient } = requirePeer<typeof IORedis>('ioredis', 'redis')
 
 /**
  * Scale-out on Redis pub/sub. Channels follow local membership: an instance
@@ -17,6 +13,12 @@ const { Redis: RedisClient } = requirePeer<typeof IORedis>('ioredis', 'redis')
  * and an instance without members receives nothing for it. Broadcasts to
  * everyone use one channel all instances subscribe to.
  *
+ * On a Redis Cluster, room and user channels are sharded (SSUBSCRIBE/
+ * SPUBLISH): a room's frames go only to the shard that owns its slot. The
+ * room's member set shares the room channel's hash tag, so it moves with it;
+ * presence keys share one hash tag, so an instance's heartbeat is one
+ * pipeline to one shard.
+ *
  * Delivery across instances is at most once. What is lost is reported: a
  * publish while Redis is unreachable fails at once with `BROKER_UNAVAILABLE`
  * (no offline queue replays stale frames later), and with receipts on, other
@@ -24,13 +26,26 @@ const { Redis: RedisClient } = requirePeer<typeof IORedis>('ioredis', 'redis')
  */
 
 const BROKER_UNAVAILABLE = RemoteFailure.BROKER_UNAVAILABLE
+const SUBSCRIPTION_MISSING = RemoteFailure.SUBSCRIPTION_MISSING
+/** Rooms whose reach (remote instances with members) is remembered; past this the memory starts afresh. */
+const MAX_REACH_ROOMS = 10_000
 
 export interface RedisAdapterOptions {
-  /** A `redis://` URL, or an ioredis client for commands (duplicated for subscriptions). */
-  redis: string | Redis
+  /**
+   * A `redis://` URL, or an ioredis client for commands (duplicated for
+   * subscriptions): a `Redis`, or a `Cluster`. Give this or `cluster`.
+   */
+  redis?: string | Redis | Cluster
+  /**
+   * Seed nodes of a Redis Cluster, as `host:port` strings (a few are enough:
+   * the others are discovered). Give this or `redis`.
+   *
+   * @example new RedisAdapter({ cluster: ['10.0.0.1:6379', '10.0.0.2:6379'] })
+   */
+  cluster?: readonly string[]
   /** Key and channel prefix. Default `wsr:`. */
   prefix?: string
-  /** Use sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`, Redis 7+), for Redis Cluster. Default false. */
+  /** Use sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`, Redis 7+). Always on with a Cluster; default false otherwise. */
   sharded?: boolean
   /** Make `app.ready()` reject when Redis cannot be reached at start. Default false. */
   requireBroker?: boolean
@@ -75,23 +90,15 @@ interface PendingReceipt {
   resolve: (outcome: RemoteOutcome) => void
 }
 
-const clientOptions: RedisOptions = {
-  lazyConnect: true,
-  // Fail at once while disconnected: no queue replaying stale frames later.
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 0,
-  autoResubscribe: false,
-  // Try again quickly so subscriptions are back within a second of Redis.
-  retryStrategy: (times: number) => Math.min(50 * times, 250)
-}
-
 export class RedisAdapter extends MemoryAdapter {
   readonly instanceId: string
-  private readonly pub: Redis
-  private readonly sub: Redis
+  private readonly pub: RedisClient
+  private readonly sub: RedisClient
   private readonly ownsPublisher: boolean
   private readonly prefix: string
   private readonly sharded: boolean
+  /** A Redis Cluster: ioredis keeps the sharded subscriptions across slot moves itself. */
+  private readonly cluster: boolean
   private readonly options: RedisAdapterOptions
   private readonly receiptTimeoutMs: number
   private readonly presenceTtlMs: number
@@ -106,46 +113,62 @@ export class RedisAdapter extends MemoryAdapter {
   private outages = 0
   private lastOutageMs = 0
   private publishFailures = 0
+  /** Room publishes that reached fewer instances than hold members (SUBSCRIPTION_MISSING). */
+  private missedPublishes = 0
+  /** room → remote instances holding members, from its member set when last read. */
+  private readonly reach = new Map<string, number>()
+  private writeFailures = 0
+  private subscribeFailures = 0
+  /** Failures while the connections are up (a shard failing over, say): logged once per streak. */
+  private failingSince: number | null = null
+  private lastFailureAt = 0
   private closed = false
+  /** A write of presence or membership failed: write the whole state again at the next heartbeat. */
+  private stateStale = false
+  /** Member entries whose removal failed, by room: removed again with the rest of the state. */
+  private readonly staleEntries = new Map<string, Set<string>>()
 
   constructor (options: RedisAdapterOptions) {
     super()
     this.options = options
     this.instanceId = options.instanceId ?? randomUUID()
     this.prefix = options.prefix ?? 'wsr:'
-    this.sharded = options.sharded === true
     this.receiptTimeoutMs = options.receiptTimeoutMs ?? 1000
     this.presenceTtlMs = options.presenceTtlMs ?? 30_000
-    if (typeof options.redis === 'string') {
-      this.pub = new RedisClient(options.redis, clientOptions)
-      this.ownsPublisher = true
-    } else {
-      this.pub = options.redis
-      this.ownsPublisher = false
-    }
-    this.sub = this.pub.duplicate(clientOptions)
+    const clients = createRedisClients(options)
+    this.pub = clients.pub
+    this.sub = clients.sub
+    this.ownsPublisher = clients.ownsPublisher
+    this.cluster = clients.cluster
+    this.sharded = clients.cluster || options.sharded === true
     this.channels.set(this.allChannel, { kind: 'all' })
     this.channels.set(this.receiptChannel, { kind: 'all' })
   }
 
+  private get heartbeatMs (): number { return Math.max(100, Math.floor(this.presenceTtlMs / 3)) }
   private get allChannel (): string { return `${this.prefix}all` }
   private get receiptChannel (): string { return `${this.prefix}rcpt:${this.instanceId}` }
-  private roomChannel (room: string): string { return `${this.prefix}r:${room}` }
+  // A room's channel and member set share the hash tag {room}: one slot, so one shard serves both.
+  private roomChannel (room: string): string { return `${this.prefix}r:{${room}}` }
+  private membersKey (room: string): string { return `${this.prefix}m:{${room}}` }
   private userChannel (userId: string): string { return `${this.prefix}u:${userId}` }
-  private presenceKey (instanceId: string): string { return `${this.prefix}p:${instanceId}` }
-  private membersKey (room: string): string { return `${this.prefix}m:${room}` }
-  private get instancesKey (): string { return `${this.prefix}instances` }
+  // Presence keys share the hash tag {presence}: a heartbeat or a presence read is one pipeline to one shard.
+  private presenceKey (instanceId: string): string { return `${this.prefix}{presence}:${instanceId}` }
+  private get instancesKey (): string { return `${this.prefix}{presence}:instances` }
 
   async attach (host: AdapterHost): Promise<void> {
     this.host = host
     for (const client of [this.pub, this.sub]) {
       // Every error event is handled: ioredis would otherwise print it per retry.
-      client.on('error', (err: Error) => this.connectionLost(err))
+      // A Cluster emits 'error' for one unreachable node; it is down only when it closes.
+      client.on('error', (err: Error) => { if (this.cluster) this.failing(err); else this.connectionLost(err) })
       client.on('close', () => this.connectionLost())
     }
     this.pub.on('ready', () => { this.publisherReady() })
     this.sub.on('ready', () => { this.subscriberReady() })
     this.sub.on(this.sharded ? 'smessage' : 'message', (channel: string, message: string) => this.onMessage(channel, message))
+    // ioredis queues these until the Cluster is ready, then keeps them across slot moves.
+    if (this.cluster) for (const channel of this.channels.keys()) this.subscribe(channel)
     const connecting = Promise.all([connect(this.pub), connect(this.sub)])
     if (this.options.requireBroker === true) {
       const timeoutMs = this.options.connectTimeoutMs ?? 3000
@@ -160,7 +183,7 @@ export class RedisAdapter extends MemoryAdapter {
     } else {
       connecting.catch(() => {})
     }
-    this.heartbeatTimer = setInterval(() => { this.heartbeat() }, Math.max(100, Math.floor(this.presenceTtlMs / 3)))
+    this.heartbeatTimer = setInterval(() => { this.heartbeat() }, this.heartbeatMs)
     this.heartbeatTimer.unref()
   }
 
@@ -172,6 +195,26 @@ export class RedisAdapter extends MemoryAdapter {
     this.host?.log.warn({ err, instanceId: this.instanceId }, 'redis adapter: connection to Redis lost; cross-instance sends fail with BROKER_UNAVAILABLE until it returns')
   }
 
+  /**
+   * A command failed while the connections are up: logged once per streak of
+   * failures. A streak ends after a heartbeat interval without a failure
+   * (ioredis's own topology events repeat while a master is down, so they
+   * cannot tell that it is over).
+   */
+  private failing (err: unknown): void {
+    this.lastFailureAt = Date.now()
+    if (this.failingSince !== null || this.down || this.closed) return
+    this.failingSince = this.lastFailureAt
+    this.host?.log.warn({ err, instanceId: this.instanceId }, 'redis adapter: Redis commands failing (a shard failing over?); cross-instance sends to it fail with BROKER_UNAVAILABLE')
+  }
+
+  private recovered (): void {
+    if (this.failingSince === null) return
+    const failedForMs = Date.now() - this.failingSince
+    this.failingSince = null
+    this.host?.log.info({ failedForMs, instanceId: this.instanceId }, 'redis adapter: Redis commands succeed again')
+  }
+
   private get connected (): boolean {
     return this.pub.status === 'ready' && this.sub.status === 'ready'
   }
@@ -180,15 +223,48 @@ export class RedisAdapter extends MemoryAdapter {
     this.maybeRestored()
     // Redis may have restarted empty: write this instance's presence and memberships again.
     this.heartbeat()
-    const pipeline = this.pub.pipeline()
-    for (const [userId, ids] of this.users) pipeline.hset(this.presenceKey(this.instanceId), userId, ids.size)
-    for (const [room, ids] of this.rooms) {
-      for (const id of ids) pipeline.sadd(this.membersKey(room), this.memberEntry(id))
+    this.rewriteState()
+  }
+
+  /**
+   * This instance's presence and memberships, written again: one command per
+   * key, since the keys live on different slots. The presence hash is
+   * replaced whole (one key, one MULTI), so users whose removal failed go too.
+   */
+  private rewriteState (): void {
+    const key = this.presenceKey(this.instanceId)
+    const counts: Record<string, number> = {}
+    for (const [userId, ids] of this.users) counts[userId] = ids.size
+    this.write((redis) => {
+      const replace = redis.multi().del(key)
+      if (this.users.size > 0) replace.hset(key, counts).pexpire(key, this.presenceTtlMs)
+      return replace.exec()
+    })
+    // Removals first: an entry that left and came back is added again just after.
+    for (const [room, entries] of this.staleEntries) {
+      this.staleEntries.delete(room)
+      for (const entry of entries) this.removeEntry(room, entry)
     }
-    pipeline.exec().catch(() => {})
+    for (const [room, ids] of this.rooms) {
+      const entries = [...ids].map((id) => this.memberEntry(id))
+      this.write((redis) => redis.sadd(this.membersKey(room), ...entries))
+    }
+  }
+
+  private removeEntry (room: string, entry: string): void {
+    this.write((redis) => redis.srem(this.membersKey(room), entry), () => {
+      const entries = this.staleEntries.get(room)
+      if (entries === undefined) this.staleEntries.set(room, new Set([entry]))
+      else entries.add(entry)
+    })
   }
 
   private subscriberReady (): void {
+    // On a Cluster ioredis renews sharded subscriptions itself (see attach).
+    if (this.cluster) {
+      this.maybeRestored()
+      return
+    }
     const channels = [...this.channels.keys()]
     const subscribing = this.sharded ? this.subscribeSharded(channels) : this.sub.subscribe(...channels)
     subscribing.then(() => this.maybeRestored(), () => {})
@@ -203,6 +279,7 @@ export class RedisAdapter extends MemoryAdapter {
     if (!this.down || !this.connected) return
     const duration = Date.now() - this.downSince
     this.down = false
+    this.failingSince = null
     if (!this.everConnected) {
       this.everConnected = true
       return
@@ -214,13 +291,19 @@ export class RedisAdapter extends MemoryAdapter {
   private heartbeat (): void {
     if (this.pub.status !== 'ready') return
     const now = Date.now()
+    // A heartbeat interval without a failure ends a streak of them.
+    if (this.failingSince !== null && now - this.lastFailureAt > this.heartbeatMs) this.recovered()
+    if (this.stateStale) {
+      this.stateStale = false
+      this.rewriteState()
+    }
     // The score is the instance's expiry, so instances with different TTLs coexist.
-    this.pub.pipeline()
+    // Both keys carry the {presence} tag: one slot, so one pipeline even on a Cluster.
+    this.write((redis) => redis.pipeline()
       .zadd(this.instancesKey, now + this.presenceTtlMs, this.instanceId)
       .zremrangebyscore(this.instancesKey, '-inf', now)
       .pexpire(this.presenceKey(this.instanceId), this.presenceTtlMs)
-      .exec()
-      .catch(() => {})
+      .exec())
   }
 
   private memberEntry (connectionId: string): string {
@@ -229,22 +312,52 @@ export class RedisAdapter extends MemoryAdapter {
 
   private want (channel: string, target: FanoutTarget): void {
     this.channels.set(channel, target)
+    if (this.cluster) {
+      this.subscribe(channel)
+      return
+    }
     if (this.sub.status !== 'ready') return
     const subscribing = this.sharded ? this.sub.ssubscribe(channel) : this.sub.subscribe(channel)
     subscribing.catch(() => {})
   }
 
+  /**
+   * A sharded subscription on a Cluster. ioredis refuses it while no
+   * subscriber serves the channel's slot (a master just died, say): then it
+   * is tried again until it holds or the channel is no longer wanted.
+   */
+  private subscribe (channel: string): void {
+    this.sub.ssubscribe(channel).catch((err: unknown) => {
+      if (this.closed || !this.channels.has(channel)) return
+      this.subscribeFailures++
+      this.failing(err)
+      setTimeout(() => { if (!this.closed && this.channels.has(channel)) this.subscribe(channel) }, 250).unref()
+    })
+  }
+
   private unwant (channel: string): void {
     this.channels.delete(channel)
-    if (this.sub.status !== 'ready') return
+    if (!this.cluster && this.sub.status !== 'ready') return
     const unsubscribing = this.sharded ? this.sub.sunsubscribe(channel) : this.sub.unsubscribe(channel)
     unsubscribing.catch(() => {})
   }
 
-  /** Fire-and-forget write of shared state; an outage is reported by the connection events. */
-  private write (run: (redis: Redis) => Promise<unknown>): void {
-    if (this.pub.status !== 'ready') return
-    run(this.pub).catch(() => {})
+  /**
+   * Fire-and-forget write of shared state. A failure while Redis is
+   * connected (a shard failing over) is counted and logged once; the state is
+   * written again at the next heartbeat.
+   */
+  private write (run: (redis: RedisClient) => Promise<unknown>, onFailure?: () => void): void {
+    if (this.pub.status !== 'ready') {
+      onFailure?.()
+      return
+    }
+    run(this.pub).catch((err: unknown) => {
+      this.writeFailures++
+      this.stateStale = true
+      onFailure?.()
+      this.failing(err)
+    })
   }
 
   override addConnection (connectionId: string, userId: string): void {
@@ -261,7 +374,7 @@ export class RedisAdapter extends MemoryAdapter {
     const entry = this.memberEntry(connectionId)
     super.removeConnection(connectionId)
     for (const room of rooms) {
-      this.write((redis) => redis.srem(this.membersKey(room), entry))
+      this.removeEntry(room, entry)
       if (!this.rooms.has(room)) this.unwant(this.roomChannel(room))
     }
     const count = this.users.get(userId)?.size ?? 0
@@ -283,7 +396,7 @@ export class RedisAdapter extends MemoryAdapter {
   override leave (connectionId: string, room: string): boolean {
     const entry = this.memberEntry(connectionId)
     if (!super.leave(connectionId, room)) return false
-    this.write((redis) => redis.srem(this.membersKey(room), entry))
+    this.removeEntry(room, entry)
     if (!this.rooms.has(room)) this.unwant(this.roomChannel(room))
     return true
   }
@@ -297,26 +410,69 @@ export class RedisAdapter extends MemoryAdapter {
   override async members (room: string): Promise<RoomMember[]> {
     if (!this.connected) return await super.members(room)
     try {
-      const [entries, live] = await Promise.all([this.pub.smembers(this.membersKey(room)), this.liveInstances()])
-      const alive = new Set(live)
-      alive.add(this.instanceId)
-      const members: RoomMember[] = []
-      for (const entry of entries) {
-        const [instanceId, connectionId, userId] = entry.split('|')
-        if (instanceId !== undefined && alive.has(instanceId) && connectionId !== undefined && userId !== undefined) members.push({ connectionId, userId })
-      }
-      return members
+      return (await this.liveMembers(room)).map(({ connectionId, userId }) => ({ connectionId, userId }))
     } catch {
       return await super.members(room)
     }
+  }
+
+  /** The room's member set, without the entries of instances whose presence expired. */
+  private async liveMembers (room: string): Promise<Array<RoomMember & { instanceId: string }>> {
+    const [entries, live] = await Promise.all([this.pub.smembers(this.membersKey(room)), this.liveInstances()])
+    const alive = new Set(live)
+    alive.add(this.instanceId)
+    const members: Array<RoomMember & { instanceId: string }> = []
+    for (const entry of entries) {
+      const [instanceId, connectionId, userId] = entry.split('|')
+      if (instanceId !== undefined && alive.has(instanceId) && connectionId !== undefined && userId !== undefined) members.push({ instanceId, connectionId, userId })
+    }
+    return members
+  }
+
+  /**
+   * Whether an instance holding members of the room missed a frame: the
+   * publish reached fewer instances than the room's member set names (its
+   * subscription was being renewed after a failover or a slot move, or it
+   * joined a moment ago). The member set is read only when the reach is
+   * below what it was, so a steady room costs nothing more; a member leaving
+   * costs one read.
+   */
+  private async missedInstances (room: string, instances: number): Promise<boolean> {
+    const known = this.reach.get(room)
+    if (known !== undefined && instances >= known) {
+      if (instances > known) this.reach.set(room, instances)
+      return false
+    }
+    let holders: number
+    try {
+      holders = new Set((await this.liveMembers(room)).map((m) => m.instanceId).filter((id) => id !== this.instanceId)).size
+    } catch {
+      // The reach dropped and cannot be checked: say so rather than claim it was fine.
+      return known !== undefined
+    }
+    if (this.reach.size >= MAX_REACH_ROOMS) this.reach.clear()
+    this.reach.set(room, holders)
+    return instances < holders
+  }
+
+  /** One read per live instance's presence hash, as one pipeline: the keys share the {presence} slot. */
+  private async presenceRead (instances: string[], read: (pipeline: ChainableCommander, key: string) => void): Promise<unknown[]> {
+    if (instances.length === 0) return []
+    const pipeline = this.pub.pipeline()
+    for (const instanceId of instances) read(pipeline, this.presenceKey(instanceId))
+    const results = await pipeline.exec() ?? []
+    return results.map(([err, value]) => {
+      if (err !== null) throw err
+      return value
+    })
   }
 
   override async presence (userId: string): Promise<{ online: boolean, connections: number }> {
     if (!this.connected) return await super.presence(userId)
     try {
       const live = await this.liveInstances()
-      const counts = await Promise.all(live.map(async (instanceId) => await this.pub.hget(this.presenceKey(instanceId), userId)))
-      const connections = counts.reduce((total, count) => total + Number(count ?? 0), 0)
+      const counts = await this.presenceRead(live, (pipeline, key) => pipeline.hget(key, userId))
+      const connections = counts.reduce((total: number, count) => total + Number(count ?? 0), 0)
       return { online: connections > 0, connections }
     } catch {
       return await super.presence(userId)
@@ -327,10 +483,10 @@ export class RedisAdapter extends MemoryAdapter {
     if (!this.connected) return await super.onlineUsers()
     try {
       const live = await this.liveInstances()
-      const hashes = await Promise.all(live.map(async (instanceId) => await this.pub.hgetall(this.presenceKey(instanceId))))
+      const hashes = await this.presenceRead(live, (pipeline, key) => pipeline.hgetall(key))
       const totals = new Map<string, number>()
       for (const hash of hashes) {
-        for (const [userId, count] of Object.entries(hash)) totals.set(userId, (totals.get(userId) ?? 0) + Number(count))
+        for (const [userId, count] of Object.entries(hash as Record<string, string>)) totals.set(userId, (totals.get(userId) ?? 0) + Number(count))
       }
       return [...totals].filter(([, connections]) => connections > 0).map(([userId, connections]) => ({ userId, connections }))
     } catch {
@@ -353,14 +509,20 @@ export class RedisAdapter extends MemoryAdapter {
     let receivers: number
     try {
       receivers = Number(this.sharded ? await this.pub.spublish(channel, message) : await this.pub.publish(channel, message))
-    } catch {
+    } catch (err) {
       this.publishFailures++
+      this.failing(err)
       return { instances: 0, error: BROKER_UNAVAILABLE }
     }
     // This instance hears its own publish when it is subscribed to the channel.
     const instances = Math.max(0, receivers - (this.channels.has(channel) ? 1 : 0))
-    if (receiptId === undefined || instances === 0) return { instances }
-    return await this.awaitReceipts(receiptId, instances)
+    const [outcome, missed] = await Promise.all([
+      receiptId === undefined || instances === 0 ? { instances } : this.awaitReceipts(receiptId, instances),
+      target.kind === 'room' ? this.missedInstances(target.room, instances) : false
+    ])
+    if (!missed) return outcome
+    this.missedPublishes++
+    return { ...outcome, error: SUBSCRIPTION_MISSING }
   }
 
   private awaitReceipts (receiptId: string, expected: number): Promise<RemoteOutcome> {
@@ -444,8 +606,14 @@ export class RedisAdapter extends MemoryAdapter {
       outages: this.outages,
       lastOutageMs: this.lastOutageMs,
       publishFailures: this.publishFailures,
+      missedPublishes: this.missedPublishes,
+      // Commands failing while connected (one shard without a master, say); 0 when they succeed.
+      failingForMs: this.failingSince === null ? 0 : Date.now() - this.failingSince,
+      writeFailures: this.writeFailures,
+      subscribeFailures: this.subscribeFailures,
       subscriptions: this.channels.size,
-      sharded: this.sharded
+      sharded: this.sharded,
+      cluster: this.cluster
     }
   }
 
@@ -459,14 +627,14 @@ export class RedisAdapter extends MemoryAdapter {
       pending.resolve(receiptOutcome(pending))
     }
     if (this.pub.status === 'ready') {
-      const pipeline = this.pub.pipeline()
-      pipeline.del(this.presenceKey(this.instanceId))
-      pipeline.zrem(this.instancesKey, this.instanceId)
-      for (const [room, ids] of this.rooms) {
-        for (const id of ids) pipeline.srem(this.membersKey(room), this.memberEntry(id))
-      }
-      await pipeline.exec().catch(() => {})
+      // One pipeline per slot: the presence keys share one; each room's member set has its own.
+      const leaving: Array<Promise<unknown>> = [
+        this.pub.pipeline().del(this.presenceKey(this.instanceId)).zrem(this.instancesKey, this.instanceId).exec()
+      ]
+      for (const [room, ids] of this.rooms) leaving.push(this.pub.srem(this.membersKey(room), ...[...ids].map((id) => this.memberEntry(id))))
+      await Promise.all(leaving.map(async (command) => await command.catch(() => {})))
     }
+    this.reach.clear()
     this.sub.disconnect()
     if (this.ownsPublisher) this.pub.disconnect()
     await super.close()
@@ -479,7 +647,7 @@ function receiptOutcome (pending: PendingReceipt): RemoteOutcome {
   return timedOut > 0 ? { ...outcome, error: RemoteFailure.RECEIPT_TIMEOUT } : outcome
 }
 
-async function connect (client: Redis): Promise<void> {
+async function connect (client: RedisClient): Promise<void> {
   if (client.status === 'ready') return
   if (client.status === 'wait') {
     await client.connect()
