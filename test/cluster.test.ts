@@ -4,7 +4,7 @@ import { Cluster } from 'ioredis'
 import { wsRouter } from '../lib/index.js'
 import { RedisAdapter } from '../lib/redis.js'
 import { buildApp } from '../examples/app.js'
-import { connect, type TestClient } from './helpers/client.js'
+import { connect, type Frame, type TestClient } from './helpers/client.js'
 import { getJson, inRoom, spawnInstance, type Instance } from './helpers/instances.js'
 import { freePort, mustRunRedisTests } from './helpers/redis.js'
 import { clusterUnavailableReason, startRedisCluster, type TestCluster } from './helpers/redis-cluster.js'
@@ -354,9 +354,18 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     speaker.send({ type: 'say', id: 'ck-before', payload: { room, text: 'before' } })
     t.match((await speaker.next((f) => f.id === 'ck-before')).payload, { ok: true, targets: 1, remote: { instances: 1 } })
     const owner = await cluster.masterOf(await cluster.keyslot(`wsr:r:{${room}}`))
-    await cluster.cli(owner.port, 'client', 'kill', 'type', 'pubsub')
-    for (let i = 0; i < 5; i++) speaker.send({ type: 'say', id: `ck-${i}`, payload: { room, text: `burst ${i}` } })
-    const burst = await Promise.all([0, 1, 2, 3, 4].map(async (i) => await speaker.next((f) => f.id === `ck-${i}`)))
+    // Instance two is stopped while its subscription is gone, so it cannot
+    // subscribe again before the burst: on a quiet machine ioredis renews a
+    // killed subscription within milliseconds, and the burst would find it back.
+    two.proc.kill('SIGSTOP')
+    let burst: Frame[]
+    try {
+      await cluster.cli(owner.port, 'client', 'kill', 'type', 'pubsub')
+      for (let i = 0; i < 5; i++) speaker.send({ type: 'say', id: `ck-${i}`, payload: { room, text: `burst ${i}` } })
+      burst = await Promise.all([0, 1, 2, 3, 4].map(async (i) => await speaker.next((f) => f.id === `ck-${i}`)))
+    } finally {
+      two.proc.kill('SIGCONT')
+    }
     // Local delivery is not affected; the remote part says what happened.
     t.ok(burst.every((f) => f.payload.targets === 1 && f.payload.delivered === 1), 'the local member got every frame')
     t.ok(burst.some((f) => f.payload.remote?.error === 'SUBSCRIPTION_MISSING' && f.payload.ok === false), 'a frame sent while the subscriptions were gone is reported', { replies: burst.map((f) => f.payload) })
