@@ -62,7 +62,9 @@ function demoBundle (): Promise<string> {
 
 /** The page, its bundle and the sign-in routes, on the root instance. */
 export async function demoPage (app: FastifyInstance, options: DemoPageOptions): Promise<void> {
-  await app.register(fastifyStatic, { root: webRoot, index: 'index.html', allowedPath: (path) => !path.endsWith('.ts') })
+  // No wildcard route: only the files there now get a route, so every other URL
+  // stays the app's own 404 (which never echoes a query string, tokens included).
+  await app.register(fastifyStatic, { root: webRoot, index: 'index.html', wildcard: false, allowedPath: (path) => !path.endsWith('.ts') })
 
   app.get('/demo.js', async (_request, reply) => {
     return await reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(await demoBundle())

@@ -90,6 +90,7 @@ function endSession (message: string): void {
     ending.client.close()
   }
   forgetToken()
+  history.clear()
   ui.messages.replaceChildren()
   ui.roomList.replaceChildren()
   ui.members.replaceChildren()
