@@ -69,7 +69,7 @@ t.test('the AsyncAPI 3.0 document of a router is valid and describes its types, 
 })
 
 t.test('the example serves its AsyncAPI document, and it is valid', async (t) => {
-  const app = await buildApp({ NODE_ENV: 'production', AUTH_SECRET: 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz', LOG_LEVEL: 'info' }, { logStream: logSink().stream })
+  const app = await buildApp({ NODE_ENV: 'production', AUTH_SECRET: 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz', ALLOWED_ORIGINS: 'https://app.example.com', LOG_LEVEL: 'info' }, { logStream: logSink().stream })
   t.teardown(() => app.close())
   const response = await app.inject('/asyncapi.json')
   t.equal(response.statusCode, 200)

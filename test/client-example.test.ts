@@ -11,7 +11,7 @@ import { connectTestClient } from '../lib/testing.js'
 import { logSink } from './helpers/server.js'
 
 const SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz'
-const ENV = { NODE_ENV: 'production', AUTH_SECRET: SECRET, LOG_LEVEL: 'info' }
+const ENV = { NODE_ENV: 'production', AUTH_SECRET: SECRET, ALLOWED_ORIGINS: 'https://app.example.com', LOG_LEVEL: 'info' }
 
 t.test('the example over real sockets: JWT from a token function, echo, a coded failure, rooms, the demo agent', async (t) => {
   const app = await buildApp({ ...ENV }, { logStream: logSink().stream })
