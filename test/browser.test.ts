@@ -65,6 +65,18 @@ t.test('browser demo', { skip: missing }, async (t) => {
     pages.push(watched)
     return watched
   }
+  /** alice on a desktop, bob on a 360 px phone, both in `room`, each seeing both in the member list. */
+  const aliceAndBobIn = async (room: string): Promise<{ alice: WatchedPage, bob: WatchedPage }> => {
+    const alice = await open(DESKTOP)
+    const bob = await open(PHONE)
+    await signIn(alice, base, 'alice')
+    await signIn(bob, base, 'bob')
+    await join(alice.page, room)
+    await join(bob.page, room)
+    await members(alice.page, ['alice', 'bob'])
+    await members(bob.page, ['alice', 'bob'])
+    return { alice, bob }
+  }
   t.afterEach(async () => {
     for (const watched of pages.splice(0)) {
       t.same(watched.errors, [], 'no page errors, no unexpected console errors')
@@ -73,14 +85,7 @@ t.test('browser demo', { skip: missing }, async (t) => {
   })
 
   await t.test('1: a message from one context reaches the other, "delivered to 1"; typing shows and clears', async (t) => {
-    const alice = await open(DESKTOP)
-    const bob = await open(PHONE)
-    await signIn(alice, base, 'alice')
-    await signIn(bob, base, 'bob')
-    await join(alice.page, 'lobby')
-    await join(bob.page, 'lobby')
-    await members(alice.page, ['alice', 'bob'])
-    await members(bob.page, ['alice', 'bob'])
+    const { alice, bob } = await aliceAndBobIn('lobby')
 
     await bob.page.getByLabel('Message', { exact: true }).pressSequentially('hi al')
     await alice.page.locator('#typing', { hasText: 'bob is typing…' }).waitFor(WAIT)
@@ -159,13 +164,7 @@ t.test('browser demo', { skip: missing }, async (t) => {
   })
 
   await t.test('4: a server restart: both pages reconnect by themselves; outage messages are delivered or shown failed', async (t) => {
-    const alice = await open(DESKTOP)
-    const bob = await open(PHONE)
-    await signIn(alice, base, 'alice')
-    await signIn(bob, base, 'bob')
-    await join(alice.page, 'outage')
-    await join(bob.page, 'outage')
-    await members(alice.page, ['alice', 'bob'])
+    const { alice, bob } = await aliceAndBobIn('outage')
 
     // While the server is down the browser reports each refused attempt: expected, and only then.
     const refused = /ERR_CONNECTION_REFUSED|WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws' failed/
