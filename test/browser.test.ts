@@ -182,12 +182,16 @@ t.test('browser demo', { skip: missing }, async (t) => {
     }
     t.equal(await alice.page.locator('#messages .state[data-state="sending"]').count(), 2, 'both wait as "sending…"')
     await screenshot(alice.page, 'reconnecting')
+    // Emptied here, so that the list seen after the restart is the new server's answer.
+    await alice.page.evaluate(() => { document.getElementById('members')?.replaceChildren() })
 
     example = await startExample(port)
     await alice.page.locator('#badge[data-state="open"]').waitFor(WAIT)
     await bob.page.locator('#badge[data-state="open"]').waitFor(WAIT)
     allowAlice()
     allowBob()
+    // The member list alice's page asks the new server for: bob is back in the room by himself.
+    await members(alice.page, ['alice', 'bob'])
 
     for (const text of outage) {
       const line = alice.page.locator('#messages li[data-mine="true"]', { hasText: text })
