@@ -29,6 +29,7 @@ import { asyncApiDocument, resolveEnvironment, selectProtocol, wsRouter, WsRoute
 import { RedisAdapter } from '../lib/redis.js'
 import { createTokenVerifier, InvalidTokenError, isProduction, resolveAuthSecret } from './auth.js'
 import { demoCalculatorAgent } from './demo-agent.js'
+import { demoPage, registerRoomMembers } from './demo-web.js'
 import { registerSpecMethods } from './jsonrpc-spec-methods.js'
 
 /** The demo identity's format, as the plugin's own `?user=` (development and test only). */
@@ -87,7 +88,8 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
   const production = isProduction(env)
   // Throws before anything is created when production has no usable secret
   // or no ALLOWED_ORIGINS.
-  const verifyToken = createTokenVerifier(resolveAuthSecret(env))
+  const secret = resolveAuthSecret(env)
+  const verifyToken = createTokenVerifier(secret)
 
   const environment = exampleEnvironment(env).name
   const allowedOrigins = allowedOriginsFrom(env, production)
@@ -138,6 +140,7 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
     scope.wsRouter.on('fail', () => {
       throw new WsRouterError('DEMO_FAILURE', 'This type always fails, to show an error frame')
     })
+    registerRoomMembers(scope.wsRouter)
     if (guardStats !== null) {
       app.get('/stats', { onRequest: guardStats }, async () => ({ ws: scope.wsRouter.getStats(), rpc: rpcStats() }))
     }
@@ -152,6 +155,9 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
     registerSpecMethods(scope.wsRouter)
     rpcStats = () => scope.wsRouter.getStats()
   })
+
+  // The browser demo at `/` (examples/demo-web.ts); its sign-in route only outside production.
+  await demoPage(app, { secret, verifyToken, production })
 
   return app
 }

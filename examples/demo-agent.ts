@@ -2,7 +2,8 @@ import type { AgentRunner, AgentStep } from '../lib/index.js'
 
 /**
  * DEMO agent, deterministic and offline: it "thinks", finds an arithmetic
- * expression in the input, calls a calculator tool on it, and answers. It
+ * expression in the input, calls a calculator tool on it, and answers. Asked
+ * to "count to N" (N ≤ 20), it counts slowly, one progress event per 300 ms. It
  * stands in for an LLM loop (see docs/agents.md for a real SDK's stream);
  * it is not one.
  */
@@ -49,7 +50,27 @@ function pause (ms: number, signal: AbortSignal): Promise<void> {
   })
 }
 
+/** "count to 10": a slow run (one step per COUNT_STEP_MS) that the browser demo can stop half-way. */
+const COUNT_REQUEST = /\bcount to (\d{1,2})\b/i
+const COUNT_STEP_MS = 300
+const MAX_COUNT = 20
+
+async function * countSlowly (target: number, signal: AbortSignal): AsyncGenerator<AgentStep, unknown, undefined> {
+  yield { type: 'tool_start', toolName: 'counter', parameters: { to: target } }
+  for (let n = 1; n <= target && !signal.aborted; n++) {
+    await pause(COUNT_STEP_MS, signal)
+    yield { type: 'progress', stage: `counted ${n}`, percent: Math.round((n / target) * 100) }
+  }
+  yield { type: 'tool_end', toolName: 'counter', results: { counted: target } }
+  return { text: `Counted to ${target}.` }
+}
+
 export const demoCalculatorAgent: AgentRunner = async function * demoCalculatorAgent (input, ctx): AsyncGenerator<AgentStep, unknown, undefined> {
+  const count = COUNT_REQUEST.exec(input)
+  if (count !== null) {
+    yield { type: 'thinking', reasoning: 'Asked to count: one step at a time, so the run can be stopped.' }
+    return yield * countSlowly(Math.min(MAX_COUNT, Math.max(1, Number(count[1]))), ctx.signal)
+  }
   yield { type: 'thinking', reasoning: 'Looking for an arithmetic expression in the question.' }
   await pause(50, ctx.signal)
   const candidates = (input.match(EXPRESSION) ?? []).map((match) => match.trim()).filter((match) => /\d\s*[-+*/]\s*[\d(-]/.test(match))
