@@ -15,6 +15,7 @@ import { registerLegacyAliases } from '../lib/handlers/aliases.js'
 import { compileOrigins, extractToken, redactUrl, refusal, RefusalReason, selectProtocol, type Refusal } from '../lib/admission.js'
 import { buildConfig, type Identity, type RouterConfig, type WsRouterOptions } from '../lib/options.js'
 import { WsRouter } from '../lib/router.js'
+import { registerHealth, registerMetrics } from './observability.js'
 import type { Connection } from '../lib/connection.js'
 
 /**
@@ -128,6 +129,8 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
   }
 
   fastify.decorate('wsRouter', router)
+  if (config.metrics !== false) await registerMetrics(fastify, router, config.metrics)
+  if (config.health !== false) registerHealth(fastify, router, config.health)
   if (!fastify.hasRequestDecorator('checkConnection')) fastify.decorateRequest('checkConnection', checkConnection)
 
   fastify.addHook('onReady', async () => {
