@@ -210,3 +210,18 @@ t.test('the example wires the chat built-ins, the demo agent and /rpc', async (t
   rpc.send('{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}')
   t.same(await answer, { jsonrpc: '2.0', result: 19, id: 3 })
 })
+
+t.test('the example serves /metrics for both routers and the health routes', async (t) => {
+  const server = await start(t, { NODE_ENV: 'development', LOG_LEVEL: 'silent' })
+  const client = await connect(`${server.url}?user=alice`)
+  t.teardown(() => client.ws.terminate())
+  await client.next('connection_established')
+  const metrics = await server.app.inject('/metrics')
+  t.equal(metrics.statusCode, 200)
+  t.match(metrics.body, /^wsr_connections_open\{route="\/ws"\} 1$/m)
+  t.match(metrics.body, /^wsr_connections_open\{route="\/rpc"\} 0$/m)
+  const ready = await server.app.inject('/health/ready')
+  t.equal(ready.statusCode, 200)
+  t.same(ready.json(), { status: 'ok', reasons: [], connections: 1 })
+  t.equal((await server.app.inject('/health/live')).statusCode, 200)
+})
