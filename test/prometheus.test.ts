@@ -69,4 +69,6 @@ t.test('a real Prometheus scrapes what the test did', { skip: unavailable }, asy
   t.equal(await eventually(prometheus, 'wsr_handler_duration_seconds_count{type="ok"}', 3), 3)
   t.equal(await eventually(prometheus, 'wsr_send_failures_total{reason="TOO_LARGE"}', 2), 2, 'send failures by reason: two replies over maxOutboundBytes')
   t.equal(await eventually(prometheus, 'up{job="wsr-test"}', 1), 1)
+  const p99 = await prometheus.query('histogram_quantile(0.99, sum by (le) (wsr_handler_duration_seconds_bucket{type="ok"}))')
+  t.ok(Number.isFinite(p99[0]?.value) && (p99[0]?.value ?? 1) < 0.5, `Prometheus reads the handler histogram (p99 ${p99[0]?.value} s)`)
 })
