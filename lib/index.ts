@@ -19,5 +19,6 @@ export type { RouterAdapter, FanoutTarget, RoomMember, RemoteOutcome, FailedTarg
 export type { FanoutResult, FanoutOptions } from './router.js'
 export { JsonRpcError, JsonRpcCode, type JsonRpcCallContext, type MethodHandler, type MethodOptions, type JsonRpcId } from './jsonrpc.js'
 export type { AgentRunner, AgentStep, AgentRunContext, UserMessage } from './agent-types.js'
-export type { RouteProtocol, BuiltinSwitches, OnUserMessage, AuthorizeJoin, RateLimitOption } from './options.js'
+export type { RouteProtocol, BuiltinSwitches, OnUserMessage, AuthorizeJoin, RateLimitOption, MetricsOption, HealthOption, HealthConfig } from './options.js'
+export type { MetricsRegistry, MetricsConfig } from './metrics.js'
 export { RedisAdapter, type RedisAdapterOptions } from './adapters/redis.js'

@@ -35,6 +35,7 @@ export interface MetricsSource {
   readonly broker: () => Record<string, unknown> | null
 }
 
+/** @internal prom-client's module type: kept out of the published types, where prom-client may be absent. */
 type PromClient = typeof import('prom-client')
 type Labels = Record<string, string | number>
 interface Settable { reset: () => void, inc: (labels: Labels, value: number) => void }
@@ -235,7 +236,7 @@ export interface RouterMetrics {
   close: () => void
 }
 
-/** Load prom-client (an optional peer); undefined when it is not installed. */
+/** @internal Load prom-client (an optional peer); undefined when it is not installed. */
 export async function loadPromClient (): Promise<PromClient | undefined> {
   try {
     return await import('prom-client')
@@ -244,6 +245,7 @@ export async function loadPromClient (): Promise<PromClient | undefined> {
   }
 }
 
+/** @internal The metrics of one router on its registry (plugins/observability.ts). */
 export function createMetrics (client: PromClient, config: MetricsConfig, source: MetricsSource): RouterMetrics {
   const registry = config.registry ?? (client.register as unknown as MetricsRegistry)
   let byPrefix = sets.get(registry)
