@@ -61,33 +61,21 @@ class MetricSet {
   constructor (client: PromClient, private readonly registry: MetricsRegistry, prefix: string) {
     const registers = [registry as unknown as import('prom-client').Registry]
     const sources = this.sources
-    const counter = (name: string, help: string, labelNames: string[], read: (source: MetricsSource, add: (labels: Labels, value: number) => void) => void): void => {
-      this.names.push(prefix + name)
-      // eslint-disable-next-line no-new
-      new client.Counter({
-        name: prefix + name,
-        help,
-        labelNames,
-        registers,
-        collect (this: Settable) {
-          this.reset()
-          for (const source of sources) read(source, (labels, value) => { this.inc({ route: source.route, ...labels }, value) })
-        }
-      })
+    type Read = (source: MetricsSource, write: (labels: Labels, value: number) => void) => void
+    /** At scrape time: drop the last values, then write each router's, under its route label. */
+    const collectFrom = <M extends { reset: () => void }>(read: Read, write: (metric: M, labels: Labels, value: number) => void) => function (this: M): void {
+      this.reset()
+      for (const source of sources) read(source, (labels, value) => { write(this, { route: source.route, ...labels }, value) })
     }
-    const gauge = (name: string, help: string, labelNames: string[], read: (source: MetricsSource, set: (labels: Labels, value: number) => void) => void): void => {
+    const counter = (name: string, help: string, labelNames: string[], read: Read): void => {
       this.names.push(prefix + name)
       // eslint-disable-next-line no-new
-      new client.Gauge({
-        name: prefix + name,
-        help,
-        labelNames,
-        registers,
-        collect (this: GaugeLike) {
-          this.reset()
-          for (const source of sources) read(source, (labels, value) => { this.set({ route: source.route, ...labels }, value) })
-        }
-      })
+      new client.Counter({ name: prefix + name, help, labelNames, registers, collect: collectFrom<Settable>(read, (m, labels, v) => { m.inc(labels, v) }) })
+    }
+    const gauge = (name: string, help: string, labelNames: string[], read: Read): void => {
+      this.names.push(prefix + name)
+      // eslint-disable-next-line no-new
+      new client.Gauge({ name: prefix + name, help, labelNames, registers, collect: collectFrom<GaugeLike>(read, (m, labels, v) => { m.set(labels, v) }) })
     }
     gauge('connections_open', 'WebSocket connections open now', ['route'], (s, set) => set({}, s.stats.connectionsOpen))
     counter('connections_opened_total', 'WebSocket connections accepted', ['route'], (s, add) => add({}, s.stats.connectionsTotal))

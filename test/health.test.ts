@@ -3,6 +3,7 @@ import { RedisAdapter } from '../lib/index.js'
 import { liveness, readiness } from '../lib/health.js'
 import { startServer, type TestServer } from './helpers/server.js'
 import { connect } from './helpers/client.js'
+import { eventually } from './helpers/wait.js'
 import { mustRunRedisTests, redisUnavailableReason, startRedis } from './helpers/redis.js'
 
 const unavailable = redisUnavailableReason()
@@ -13,15 +14,6 @@ if (unavailable !== undefined && mustRunRedisTests()) {
 async function get (server: TestServer, path: string): Promise<{ status: number, body: { status: string, reasons: string[], connections: number } }> {
   const response = await fetch(server.url.replace('ws://', 'http://').replace(/\/ws$/, path))
   return { status: response.status, body: await response.json() as never }
-}
-
-async function waitFor (check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error('condition not met in time')
 }
 
 t.test('unit: readiness names every reason; liveness is ok', async (t) => {
@@ -68,9 +60,9 @@ t.test('requireBroker: readiness follows the broker', { skip: unavailable }, asy
   t.teardown(() => server.close())
   t.equal((await get(server, '/health/ready')).status, 200)
   await redis.stop()
-  await t.resolves(waitFor(async () => (await get(server, '/health/ready')).status === 503))
+  await t.resolves(eventually(async () => (await get(server, '/health/ready')).status === 503))
   t.same((await get(server, '/health/ready')).body.reasons, ['broker down and requireBroker is set'])
   t.equal((await get(server, '/health/live')).status, 200, 'a broker outage is no reason to restart the process')
   await redis.start()
-  await t.resolves(waitFor(async () => (await get(server, '/health/ready')).status === 200))
+  await t.resolves(eventually(async () => (await get(server, '/health/ready')).status === 200))
 })

@@ -4,6 +4,7 @@ import t from 'tap'
 import { Registry, register as globalRegister } from 'prom-client'
 import { startServer, type TestServer } from './helpers/server.js'
 import { connect } from './helpers/client.js'
+import { eventually } from './helpers/wait.js'
 import { untrackedNode } from './helpers/child-env.js'
 
 const run = promisify(execFile)
@@ -97,7 +98,7 @@ t.test('counters read what the traffic did, and agree with getStats()', async (t
 
   client.close()
   await client.closed
-  await t.resolves(waitFor(async () => value(await scrape(server), 'wsr_connections_open', route) === 0))
+  await t.resolves(eventually(async () => value(await scrape(server), 'wsr_connections_open', route) === 0))
   const after = await scrape(server)
   t.equal(value(after, 'wsr_connections_closed_total', { code: '1005' }), 1, 'closed by the client without a code (1005)')
 })
@@ -146,12 +147,3 @@ t.test('metrics options are checked at registration', async (t) => {
   await t.rejects(startServer({ metrics: { prefix: 'bad-prefix' } }), { code: 'FST_WSR_INVALID_OPTION' })
   await t.rejects(startServer({ metrics: { port: 9 } as never }), { code: 'FST_WSR_INVALID_OPTION' })
 })
-
-async function waitFor (check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  throw new Error('condition not met in time')
-}
