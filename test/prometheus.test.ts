@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { Registry } from 'prom-client'
@@ -28,6 +31,20 @@ async function eventually (prometheus: TestPrometheus, promql: string, expected:
 t.test('the shipped alert rules pass promtool', { skip: unavailable }, async (t) => {
   const { stdout } = await run('promtool', ['check', 'rules', 'docs/alerts.yml'])
   t.match(stdout, /SUCCESS: 4 rules found/)
+})
+
+t.test('the PromQL examples of docs/observability.md parse (promtool, as recording rules)', { skip: unavailable }, async (t) => {
+  const doc = readFileSync('docs/observability.md', 'utf8')
+  const block = /```promql\n([\s\S]*?)```/.exec(doc)?.[1] ?? ''
+  const examples = block.split(/\n(?:#[^\n]*\n)+|\n\n/).map((e) => e.replace(/^#.*$/gm, '').trim().replace(/\s*\n\s*/g, ' ')).filter((e) => e !== '')
+  t.ok(examples.length >= 5, `${examples.length} examples found`)
+  const dir = mkdtempSync(join(tmpdir(), 'wsr-promql-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'examples.yml')
+  const rules = examples.map((expr, i) => `      - record: docs:example${i}\n        expr: ${JSON.stringify(expr)}`)
+  writeFileSync(file, `groups:\n  - name: docs\n    rules:\n${rules.join('\n')}\n`)
+  const { stdout } = await run('promtool', ['check', 'rules', file])
+  t.match(stdout, new RegExp(`SUCCESS: ${examples.length} rules found`))
 })
 
 t.test('a real Prometheus scrapes what the test did', { skip: unavailable }, async (t) => {
