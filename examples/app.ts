@@ -78,7 +78,7 @@ export interface BuildOptions {
  * Build the example app: the router on `/ws` with JWT authentication,
  * `allowedOrigins`, the chat built-ins (rooms, typing, messages), the demo
  * agent, the `echo`, `whoami` and `fail` handlers; a JSON-RPC 2.0 router on
- * `/rpc`; `GET /stats`; `GET /asyncapi.json`. Rejects in production without `AUTH_SECRET`.
+ * `/rpc`; `GET /stats`, `GET /asyncapi.json`, `GET /metrics`, `GET /health/live`, `GET /health/ready`. Rejects in production without `AUTH_SECRET`.
  *
  * @example
  * const app = await buildApp(process.env)
@@ -131,7 +131,8 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
 
   // /ws: envelopes (and JSON-RPC frames), rooms chat, the demo agent.
   await app.register(async (scope) => {
-    await scope.register(wsRouter, { path: '/ws', environment, authenticate, allowedOrigins, agent: demoCalculatorAgent, adapter: adapterFor('wsr:ws:') })
+    // GET /metrics (Prometheus, prom-client's global registry), GET /health/live and /health/ready.
+    await scope.register(wsRouter, { path: '/ws', environment, authenticate, allowedOrigins, agent: demoCalculatorAgent, adapter: adapterFor('wsr:ws:'), metrics: true, health: true })
     scope.wsRouter.on('echo', {
       schema: Type.Object({ text: Type.String({ minLength: 1, maxLength: 1000 }) }),
       replySchema: Type.Object({ text: Type.String() })
@@ -151,7 +152,8 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
   // /rpc: JSON-RPC 2.0 only, with the methods of the specification's examples.
   let rpcStats: () => unknown = () => null
   await app.register(async (scope) => {
-    await scope.register(wsRouter, { path: '/rpc', protocol: 'jsonrpc', environment, authenticate, allowedOrigins, adapter: adapterFor('wsr:rpc:') })
+    // Its series join /ws's on the same registry (label route="/rpc"); /metrics is served once.
+    await scope.register(wsRouter, { path: '/rpc', protocol: 'jsonrpc', environment, authenticate, allowedOrigins, adapter: adapterFor('wsr:rpc:'), metrics: { path: false } })
     registerSpecMethods(scope.wsRouter)
     rpcStats = () => scope.wsRouter.getStats()
   })

@@ -6,6 +6,7 @@ import type { SchemaCheck } from './schema.js'
 import type { TypeCounters } from './stats.js'
 import { failure, type SendFailed, type SendOptions, type SendResult } from './send.js'
 import { SendFailure } from './errors.js'
+import type { PipelineObserver } from './observer.js'
 
 /**
  * Told how one envelope ended: used by `batch` to build its result. The
@@ -40,6 +41,8 @@ export interface ContextHost {
   handlerTimedOut: (ctx: HandlerContext<unknown>) => void
   /** Called when the handler stops being tracked (settled, timed out or cancelled). */
   handlerReleased: (ctx: HandlerContext<unknown>) => void
+  /** Told how long each handler took; null when nothing observes. */
+  readonly observer: PipelineObserver | null
 }
 
 export interface OutboundOptions extends SendOptions {
@@ -72,6 +75,8 @@ export class HandlerContext<Reply = unknown> {
   pendingReply: Promise<SendResult> | null = null
   /** @internal deadline of an async handler, ms since epoch. */
   deadline = 0
+  /** @internal `performance.now()` when the handler was called; 0 when nothing observes. */
+  startedAt = 0
   /** @internal arrival number of the frame (frame-order error accounting). */
   readonly seq: number
   /** @internal told the outcome (batch items only). */
@@ -151,6 +156,7 @@ export class HandlerContext<Reply = unknown> {
     if (this.finished) return false
     this.finished = true
     if (this.deadline !== 0) this.host.handlerReleased(this as HandlerContext<unknown>)
+    if (this.startedAt !== 0) this.host.observer?.handlerSettled(this.type, this.startedAt)
     return true
   }
 

@@ -94,6 +94,12 @@ export const FST_WSR_TYPEBOX_MISSING = createError(
   500
 )
 
+export const FST_WSR_METRICS_UNAVAILABLE = createError(
+  'FST_WSR_METRICS_UNAVAILABLE',
+  'The metrics option is set but prom-client (an optional peer dependency) is not installed: npm install prom-client',
+  500
+)
+
 /** Why the remote part of a fan-out (other instances) failed or is incomplete. */
 export const RemoteFailure = Object.freeze({
   /** The broker is unreachable: nothing was published, nothing will be replayed. */

@@ -5,6 +5,7 @@ import type { Deadline } from './deadlines.js'
 import { FST_WSR_DUPLICATE_HANDLER, FST_WSR_INVALID_HANDLER, isWsRouterError, WireErrorCode } from './errors.js'
 import { validationDetails } from './registry.js'
 import type { TypeCounters } from './stats.js'
+import type { PipelineObserver } from './observer.js'
 
 /**
  * JSON-RPC 2.0 (https://www.jsonrpc.org/specification), complete: requests,
@@ -123,6 +124,8 @@ export interface JsonRpcHost {
   releaseCall: (call: JsonRpcCall) => void
   countJsonRpcError: (code: number) => void
   newRef: () => string
+  /** Told how long each method took; null when nothing observes. */
+  readonly observer: PipelineObserver | null
 }
 
 interface Response {
@@ -221,6 +224,7 @@ function runRequest (host: JsonRpcHost, conn: Connection, request: unknown): Res
     return callId === undefined ? null : errorResponse(callId, JsonRpcCode.INVALID_PARAMS, undefined, validationDetails(found.paramsCheck, params))
   }
   const call = new JsonRpcCall(host, conn, found, callId)
+  if (host.observer !== null) call.startedAt = performance.now()
   let result: unknown
   try {
     result = found.handler(params, call)
@@ -242,6 +246,8 @@ export class JsonRpcCall implements JsonRpcCallContext, Deadline, PendingHandler
   readonly method: string
   readonly id: JsonRpcId | undefined
   deadline = 0
+  /** `performance.now()` when the method was called; 0 when nothing observes. */
+  startedAt = 0
   /** Set while an async call waits; settles the response on timeout. */
   resolve: ((response: Response | null) => void) | null = null
   private settled = false
@@ -269,6 +275,7 @@ export class JsonRpcCall implements JsonRpcCallContext, Deadline, PendingHandler
     if (this.settled) return false
     this.settled = true
     if (this.deadline !== 0) this.host.releaseCall(this)
+    if (this.startedAt !== 0) this.host.observer?.handlerSettled(`rpc:${this.method}`, this.startedAt)
     return true
   }
 

@@ -6,6 +6,7 @@ import type { RouterAdapter } from './adapter.js'
 import { MemoryAdapter } from './adapters/memory.js'
 import type { HandlerContext } from './context.js'
 import type { AgentRunner, UserMessage } from './agent-types.js'
+import type { MetricsConfig, MetricsRegistry } from './metrics.js'
 
 /**
  * Plugin options: validated once at registration into a frozen config.
@@ -85,7 +86,16 @@ const OptionsSchema = Type.Partial(Type.Object({
     batch: Type.Optional(Type.Boolean())
   }, { additionalProperties: false }),
   // Checked by duck typing below: an adapter's methods live on its prototype.
-  adapter: Type.Object({})
+  adapter: Type.Object({}),
+  metrics: Type.Union([Type.Boolean(), Type.Object({
+    registry: Type.Optional(Type.Object({})),
+    prefix: Type.Optional(Type.String({ pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]*$', maxLength: 64 })),
+    path: Type.Optional(Type.Union([Type.Literal(false), Type.String({ pattern: '^/', maxLength: 2048 })]))
+  }, { additionalProperties: false })]),
+  health: Type.Union([Type.Boolean(), Type.Object({
+    livenessPath: Type.Optional(Type.Union([Type.Literal(false), Type.String({ pattern: '^/', maxLength: 2048 })])),
+    readinessPath: Type.Optional(Type.Union([Type.Literal(false), Type.String({ pattern: '^/', maxLength: 2048 })]))
+  }, { additionalProperties: false })])
 }, { additionalProperties: true }))
 
 /**
@@ -183,6 +193,38 @@ export interface WsRouterOptions {
   protocol?: RouteProtocol
   /** Switch built-in handlers off: `{ typing: false }`. All on by default. */
   builtins?: BuiltinSwitches
+  /**
+   * Prometheus metrics through prom-client (an optional peer dependency,
+   * loaded only when this is set). `true`: prom-client's global registry,
+   * prefix `wsr_`, served on `GET /metrics`. Default false.
+   */
+  metrics?: boolean | MetricsOption
+  /**
+   * Liveness and readiness routes. `true`: `GET /health/live` and
+   * `GET /health/ready`. Default false.
+   */
+  health?: boolean | HealthOption
+}
+
+export interface MetricsOption {
+  /** A prom-client `Registry`; default prom-client's global `register`. */
+  registry?: MetricsRegistry
+  /** Prefix of every metric name. Default `wsr_`. */
+  prefix?: string
+  /** Route serving the registry's exposition, or false when the app serves it. Default `/metrics`. */
+  path?: string | false
+}
+
+export interface HealthOption {
+  /** Liveness route, or false for none. Default `/health/live`. */
+  livenessPath?: string | false
+  /** Readiness route, or false for none. Default `/health/ready`. */
+  readinessPath?: string | false
+}
+
+export interface HealthConfig {
+  readonly livenessPath: string | false
+  readonly readinessPath: string | false
 }
 
 export type RouteProtocol = 'auto' | 'envelope' | 'jsonrpc'
@@ -243,6 +285,8 @@ export interface RouterConfig {
   readonly legacyAliases: boolean
   readonly protocol: RouteProtocol
   readonly builtins: Readonly<Required<BuiltinSwitches>>
+  readonly metrics: MetricsConfig | false
+  readonly health: HealthConfig | false
 }
 
 export const defaultOptions = Object.freeze({
@@ -317,7 +361,9 @@ export function buildConfig (options: WsRouterOptions = {}, env?: EnvironmentSou
     rateLimit: given.rateLimit === undefined || given.rateLimit === false ? (given.rateLimit ?? defaultOptions.rateLimit) : Object.freeze({ ...given.rateLimit }),
     adapter: options.adapter ?? new MemoryAdapter(),
     agentName: given.agentName ?? (options.agent?.name !== undefined && options.agent.name !== '' ? options.agent.name : 'agent'),
-    builtins: Object.freeze({ ...allBuiltins, ...given.builtins })
+    builtins: Object.freeze({ ...allBuiltins, ...given.builtins }),
+    metrics: metricsConfig(options.metrics),
+    health: healthConfig(given.health)
   } as RouterConfig
   if (config.livenessWindowMs < config.heartbeatIntervalMs) {
     throw new FST_WSR_INVALID_OPTION('livenessWindowMs', `must be at least heartbeatIntervalMs (${config.heartbeatIntervalMs})`)
@@ -330,6 +376,18 @@ export function buildConfig (options: WsRouterOptions = {}, env?: EnvironmentSou
     throw new FST_WSR_INVALID_OPTION('maxBufferedBytes', `must be at least highWaterMarkBytes (${config.highWaterMarkBytes})`)
   }
   return Object.freeze(config)
+}
+
+function metricsConfig (option: boolean | MetricsOption | undefined): MetricsConfig | false {
+  if (option === undefined || option === false) return false
+  const given = option === true ? {} : option
+  return Object.freeze({ registry: given.registry, prefix: given.prefix ?? 'wsr_', path: given.path ?? '/metrics' })
+}
+
+function healthConfig (option: boolean | HealthOption | undefined): HealthConfig | false {
+  if (option === undefined || option === false) return false
+  const given = option === true ? {} : option
+  return Object.freeze({ livenessPath: given.livenessPath ?? '/health/live', readinessPath: given.readinessPath ?? '/health/ready' })
 }
 
 function describe (value: unknown): string {

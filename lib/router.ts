@@ -18,6 +18,7 @@ import type { FailedTarget, FanoutTarget, LocalDelivery, RemoteOutcome, RoomMemb
 import { AdmissionCounter } from './admission.js'
 import type { Identity } from './identity.js'
 import { ABUSE_WINDOW_MS, countRefusal, type RateLimitConfig } from './rate-limit.js'
+import type { PipelineObserver } from './observer.js'
 import { JsonRpcCode, MethodRegistry, sendJsonRpcFailure, type JsonRpcCall, type MethodHandler, type MethodOptions, type ParamsOf } from './jsonrpc.js'
 
 const kConnection = Symbol('fastify-ws-router.connection')
@@ -71,6 +72,8 @@ export class WsRouter {
   enforcePayloadLimit = false
   /** @internal JSON-RPC 2.0 methods */
   readonly methods = new MethodRegistry()
+  /** @internal handler durations and fan-out sizes go here when metrics are on; null otherwise. */
+  observer: PipelineObserver | null = null
   /** @internal admitted clients: open connections plus upgrades under way */
   readonly admissions = new AdmissionCounter()
   readonly adapter: RouterAdapter
@@ -375,6 +378,7 @@ export class WsRouter {
       else this.countFailedSend(conn, type, failure(outcome))
     }
     this.stats.sendsOk += written + buffered
+    this.observer?.fanout(ids.length)
     return { targets: ids.length, failed, written, buffered, dropped }
   }
 
@@ -679,7 +683,10 @@ export class WsRouter {
 
   /** @internal */
   newContext (conn: Connection, route: Route, id: MessageId | undefined, seq: number): HandlerContext<unknown> {
-    return new HandlerContext(this, conn, route, id, seq)
+    const ctx = new HandlerContext(this, conn, route, id, seq)
+    // The clock is read only when something observes: unobserved frames pay one null check.
+    if (this.observer !== null) ctx.startedAt = performance.now()
+    return ctx
   }
 
   /**

@@ -282,3 +282,18 @@ t.test('tokens never reach a log line: encoded names, 404s, other routes', async
   t.ok(requests.some((line) => line.includes('/stats?token=[REDACTED]')), '/stats is logged, redacted')
   t.ok(requests.some((line) => line.includes('%74oken=[REDACTED]')), 'the encoded name is redacted')
 })
+
+t.test('the example serves /metrics for both routers and the health routes', async (t) => {
+  const server = await start(t, { NODE_ENV: 'development', LOG_LEVEL: 'silent' })
+  const client = await connect(`${server.url}?user=alice`)
+  t.teardown(() => client.ws.terminate())
+  await client.next('connection_established')
+  const metrics = await server.app.inject('/metrics')
+  t.equal(metrics.statusCode, 200)
+  t.match(metrics.body, /^wsr_connections_open\{route="\/ws"\} 1$/m)
+  t.match(metrics.body, /^wsr_connections_open\{route="\/rpc"\} 0$/m)
+  const ready = await server.app.inject('/health/ready')
+  t.equal(ready.statusCode, 200)
+  t.same(ready.json(), { status: 'ok', reasons: [], connections: 1 })
+  t.equal((await server.app.inject('/health/live')).statusCode, 200)
+})

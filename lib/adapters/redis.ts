@@ -112,6 +112,8 @@ export class RedisAdapter extends MemoryAdapter {
   private everConnected = false
   private outages = 0
   private lastOutageMs = 0
+  /** Sum of the ended outages' durations (the current one is added in status()). */
+  private outageMsTotal = 0
   private publishFailures = 0
   /** Room publishes that reached fewer instances than hold members (SUBSCRIPTION_MISSING). */
   private missedPublishes = 0
@@ -285,6 +287,7 @@ export class RedisAdapter extends MemoryAdapter {
       return
     }
     this.lastOutageMs = duration
+    this.outageMsTotal += duration
     this.host?.log.info({ outageMs: duration, instanceId: this.instanceId }, 'redis adapter: connection to Redis restored, subscriptions renewed')
   }
 
@@ -605,6 +608,8 @@ export class RedisAdapter extends MemoryAdapter {
       downForMs: this.down ? Date.now() - this.downSince : 0,
       outages: this.outages,
       lastOutageMs: this.lastOutageMs,
+      outageMsTotal: this.outageMsTotal + (this.down && this.outages > 0 ? Date.now() - this.downSince : 0),
+      requireBroker: this.options.requireBroker === true,
       publishFailures: this.publishFailures,
       missedPublishes: this.missedPublishes,
       // Commands failing while connected (one shard without a master, say); 0 when they succeed.

@@ -1,0 +1,47 @@
+import type { FastifyInstance } from 'fastify'
+import { FST_WSR_METRICS_UNAVAILABLE } from '../lib/errors.js'
+import { liveness, readiness } from '../lib/health.js'
+import { createMetrics, loadPromClient, type MetricsConfig } from '../lib/metrics.js'
+import type { HealthConfig } from '../lib/options.js'
+import type { WsRouter } from '../lib/router.js'
+
+/**
+ * Wiring of the `metrics` and `health` options: prom-client is imported here
+ * only when `metrics` is set; the routes are the app's ordinary routes.
+ */
+
+export async function registerMetrics (fastify: FastifyInstance, router: WsRouter, config: MetricsConfig): Promise<void> {
+  const client = await loadPromClient()
+  if (client === undefined) throw new FST_WSR_METRICS_UNAVAILABLE()
+  const metrics = createMetrics(client, config, {
+    route: router.config.path,
+    stats: router.stats,
+    broker: () => router.adapter.status?.() ?? null
+  })
+  router.observer = metrics.observer
+  fastify.addHook('onClose', async () => {
+    router.observer = null
+    metrics.close()
+  })
+  if (config.path === false) return
+  const registry = metrics.registry
+  fastify.get(config.path, async (_request, reply) => {
+    const text = await registry.metrics()
+    return reply.type(registry.contentType).send(text)
+  })
+}
+
+export function registerHealth (fastify: FastifyInstance, router: WsRouter, config: HealthConfig): void {
+  if (config.livenessPath !== false) {
+    fastify.get(config.livenessPath, async (_request, reply) => {
+      const answer = liveness(router.connectionCount)
+      return reply.code(answer.statusCode).send(answer.body)
+    })
+  }
+  if (config.readinessPath !== false) {
+    fastify.get(config.readinessPath, async (_request, reply) => {
+      const answer = readiness({ closing: router.isClosing, connections: router.connectionCount, broker: router.adapter.status?.() ?? null })
+      return reply.code(answer.statusCode).send(answer.body)
+    })
+  }
+}
