@@ -58,7 +58,7 @@ function statsGuard (env: NodeJS.ProcessEnv, production: boolean): ((request: Fa
   return async (request, reply) => {
     const given = Buffer.from(request.headers.authorization ?? '')
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      await reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'GET /stats needs Authorization: Bearer <STATS_TOKEN>' })
+      await reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: `GET ${request.url.split('?')[0] ?? ''} needs Authorization: Bearer <STATS_TOKEN>` })
     }
   }
 }
@@ -132,7 +132,13 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
   // /ws: envelopes (and JSON-RPC frames), rooms chat, the demo agent.
   await app.register(async (scope) => {
     // GET /metrics (Prometheus, prom-client's global registry), GET /health/live and /health/ready.
-    await scope.register(wsRouter, { path: '/ws', environment, authenticate, allowedOrigins, agent: demoCalculatorAgent, adapter: adapterFor('wsr:ws:'), metrics: true, health: true })
+    // In production /metrics is guarded like /stats (STATS_TOKEN), and collected but not served without it.
+    if (guardStats !== undefined) {
+      scope.addHook('onRoute', (route) => {
+        if (route.url === '/metrics' && guardStats !== null) route.onRequest = guardStats
+      })
+    }
+    await scope.register(wsRouter, { path: '/ws', environment, authenticate, allowedOrigins, agent: demoCalculatorAgent, adapter: adapterFor('wsr:ws:'), metrics: guardStats === null ? { path: false } : true, health: true })
     scope.wsRouter.on('echo', {
       schema: Type.Object({ text: Type.String({ minLength: 1, maxLength: 1000 }) }),
       replySchema: Type.Object({ text: Type.String() })

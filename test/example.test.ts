@@ -247,6 +247,20 @@ t.test('production: GET /stats needs STATS_TOKEN, and is off without it', async 
   t.equal((await dev.app.inject('/stats')).statusCode, 200, 'outside production it stays open for development')
 })
 
+t.test('production: GET /metrics is guarded like /stats (STATS_TOKEN), and not served without it', async (t) => {
+  const server = await start(t, PRODUCTION)
+  t.equal((await server.app.inject('/metrics')).statusCode, 401, 'no credentials → 401')
+  const userToken = sign(SECRET, { sub: 'alice' })
+  t.equal((await server.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${userToken}` } })).statusCode, 401, 'a user JWT is not the stats token')
+  const allowed = await server.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${STATS_TOKEN}` } })
+  t.equal(allowed.statusCode, 200, 'the stats token → 200')
+  t.match(allowed.body, /^wsr_connections_open\{route="\/ws"\} 0$/m)
+  const { STATS_TOKEN: _unset, ...noStatsToken } = PRODUCTION
+  const off = await start(t, noStatsToken)
+  t.equal((await off.app.inject('/metrics')).statusCode, 404, 'without STATS_TOKEN the route does not exist')
+  t.equal((await off.app.inject('/health/ready')).statusCode, 200, 'the health routes stay open for the load balancer')
+})
+
 t.test('the ?user= demo identity works in development and test only, never in staging', async (t) => {
   for (const [name, env] of [['development', DEVELOPMENT], ['test', { NODE_ENV: 'test', LOG_LEVEL: 'info' }]] as const) {
     const server = await start(t, env)
