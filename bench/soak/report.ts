@@ -35,7 +35,7 @@ export function renderReliability (doc: string, summary: Summary, resultFile: st
   if (from === -1 || to === -1) throw new Error('docs/reliability.md has no soak markers')
   const r = summary.results
   const out: string[] = []
-  out.push(`Run of ${summary.startedAt.slice(0, 16).replace('T', ' ')} UTC, ${f(summary.totalSeconds / 60, 1)} min, on ${summary.machine.nproc} cores (${summary.machine.cpuModel}), Node ${summary.machine.node}, load average ${summary.machine.loadavgAtStart.map((l) => f(l, 2)).join(' ')} at the start (the machine was shared), under \`nice -n 19\`${summary.commit === undefined ? '' : `, at commit ${summary.commit}`}. Scale ${summary.scale}, seed ${summary.seed}. Raw figures: [${resultFile}](../${resultFile}).`)
+  out.push(`Run of ${summary.startedAt.slice(0, 16).replace('T', ' ')} UTC, ${f(summary.totalSeconds / 60, 1)} min, on ${summary.machine.nproc} cores (${summary.machine.cpuModel}), Node ${summary.machine.node}, load average ${summary.machine.loadavgAtStart.map((l) => f(l, 2)).join(' ')} at the start${summary.commit === undefined ? '' : `, at commit ${summary.commit}`}. Scale ${summary.scale}, seed ${summary.seed}. Raw figures: [${resultFile}](../${resultFile}).`)
   out.push('')
   out.push(summary.failures.length === 0 ? '**Every requirement held.**' : `**Requirements that failed:** ${summary.failures.map((x) => `\`${x}\``).join('; ')}`)
   out.push('')
