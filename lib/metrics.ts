@@ -228,8 +228,11 @@ export interface RouterMetrics {
 export async function loadPromClient (): Promise<PromClient | undefined> {
   try {
     return await import('prom-client')
-  } catch {
-    return undefined
+  } catch (err) {
+    // Only a missing package means "not installed"; a broken one keeps its own error.
+    const code = (err as { code?: unknown }).code
+    if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes('prom-client')) return undefined
+    throw err
   }
 }
 
