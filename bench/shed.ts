@@ -18,6 +18,7 @@ import { buildConfig } from '../lib/options.js'
 import { WsRouter } from '../lib/router.js'
 import { payloadJson } from './harness/config.js'
 import { spread } from './harness/stats.js'
+import { kEngine } from '../lib/symbols.js'
 
 const BATCHES = 7
 
@@ -41,10 +42,10 @@ class StubSocket extends EventEmitter {
 
 const log = Fastify({ logger: { level: 'silent' } }).log
 const router = new WsRouter(buildConfig({ environment: 'production', allowAnonymous: true }), log)
-router.lock()
+router[kEngine].lock()
 const socket = new StubSocket()
 const request = { log } as unknown as FastifyRequest
-const conn = router.accept(socket as unknown as WebSocket, request, { userId: 'bench' })
+const conn = router[kEngine].accept(socket as unknown as WebSocket, request, { userId: 'bench' })
 const onMessage = socket.listeners('message')[0] as (this: StubSocket, data: Buffer, isBinary: boolean) => void
 
 async function measure (name: string, iterations: number, frame: Buffer, limited: boolean): Promise<number> {

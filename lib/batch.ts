@@ -1,11 +1,12 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 import type { Connection } from './connection.js'
 import type { OutcomeSink } from './context.js'
-import { processEnvelope, type PipelineHost } from './dispatch.js'
+import { processEnvelope, rateLimited, type PipelineHost } from './dispatch.js'
+import { rejectFrame } from './error-frames.js'
 import { readEnvelope, type MessageId } from './envelope.js'
 import { WireErrorCode, WsRouterError } from './errors.js'
 import { takeToken } from './rate-limit.js'
-import type { MessageHandler, RouteOptions } from './registry.js'
+import type { BuiltinHost } from './builtin-host.js'
 
 const BatchPayload = Type.Object({ messages: Type.Array(Type.Unknown()) })
 
@@ -22,23 +23,22 @@ export interface BatchItemResult {
  * does not stop the next; each item takes a rate-limit token), then
  * `batch_result` `{ results: [{ index, id?, ok, error? }] }`.
  */
-/** What `batch` needs of its router: the frame path, and registering itself. */
+/** What `batch` needs of its router: the frame path, and registering itself as a built-in does. */
 export interface BatchHost extends PipelineHost {
-  on: (type: string, options: RouteOptions<typeof BatchPayload, undefined>, handler: MessageHandler<Static<typeof BatchPayload>, { results: BatchItemResult[] }>) => unknown
-  connection: (connectionId: string) => Connection | undefined
+  readonly builtins: BuiltinHost
 }
 
 export function registerBatch (router: BatchHost): void {
-  const { maxBatchSize } = router.config
-  router.on('batch', { schema: BatchPayload, replyType: 'batch_result' }, async (payload, ctx) => {
+  const { maxBatchSize } = router.builtins.config
+  router.builtins.on('batch', { schema: BatchPayload, replyType: 'batch_result' }, async (payload, ctx) => {
     const items = payload.messages
     if (items.length > maxBatchSize) {
       throw new WsRouterError(WireErrorCode.BATCH_TOO_LARGE, `A batch holds at most ${maxBatchSize} messages (got ${items.length})`)
     }
-    const conn = router.connection(ctx.connectionId)
+    const conn = ctx.conn
     const results: BatchItemResult[] = []
     for (let index = 0; index < items.length; index++) {
-      if (conn === undefined || !conn.isOpen || ctx.signal.aborted) break
+      if (!conn.isOpen || ctx.signal.aborted) break
       results.push(await runItem(router, conn, items[index], index, ctx.seq))
     }
     return { results }
@@ -49,19 +49,19 @@ function runItem (router: BatchHost, conn: Connection, item: unknown, index: num
   const decoded = readEnvelope(item)
   if (!decoded.ok) {
     router.stats.countInvalid(decoded.code)
-    router.rejectFrame(conn, { code: decoded.code, message: decoded.message, id: decoded.id, level: 'warn', seq, blame: 'client' })
+    rejectFrame(router, conn, { code: decoded.code, message: decoded.message, id: decoded.id, level: 'warn', seq, blame: 'client' })
     return Promise.resolve(itemResult(index, decoded.id, false, decoded.code, decoded.message))
   }
   const { type, id, payload } = decoded
   if (type === 'batch') {
     const message = 'A batch cannot contain a batch'
     router.stats.countInvalid(WireErrorCode.INVALID_MESSAGE)
-    router.rejectFrame(conn, { code: WireErrorCode.INVALID_MESSAGE, message, id, messageType: type, level: 'warn', seq, blame: 'client' })
+    rejectFrame(router, conn, { code: WireErrorCode.INVALID_MESSAGE, message, id, messageType: type, level: 'warn', seq, blame: 'client' })
     return Promise.resolve(itemResult(index, id, false, WireErrorCode.INVALID_MESSAGE, message))
   }
   const rateLimit = router.config.rateLimit
   if (rateLimit !== false && !takeToken(conn, rateLimit, Date.now())) {
-    router.rateLimited(conn, id, Date.now())
+    rateLimited(router, conn, id, Date.now())
     return Promise.resolve(itemResult(index, id, false, WireErrorCode.RATE_LIMITED, 'Rate limit exceeded'))
   }
   return new Promise((resolve) => {

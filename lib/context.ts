@@ -1,12 +1,16 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Connection, ConnectionStatus } from './connection.js'
+import type { RouterCore } from './core.js'
 import type { Identity } from './identity.js'
 import type { MessageId } from './envelope.js'
 import type { SchemaCheck } from './schema.js'
 import type { TypeCounters } from './stats.js'
-import { failure, type SendFailed, type SendOptions, type SendResult } from './send.js'
-import { SendFailure } from './errors.js'
-import type { PipelineObserver } from './observer.js'
+import { failure, type SendOptions, type SendResult } from './send.js'
+import { isWsRouterError, SendFailure, WireErrorCode } from './errors.js'
+import { rejectFrame } from './error-frames.js'
+import { frameSucceeded } from './error-run.js'
+import { Invocation } from './invoke.js'
+import { sendFailed, sendFrame } from './outbound.js'
 
 /**
  * Told how one envelope ended: used by `batch` to build its result. The
@@ -17,6 +21,7 @@ export interface OutcomeSink {
 }
 
 const ALREADY_ANSWERED = failure(SendFailure.ALREADY_ANSWERED)
+const GENERIC_HANDLER_MESSAGE = 'The server could not handle this message'
 
 /**
  * What a context and its answer need of the frame's route (a registry
@@ -32,62 +37,34 @@ export interface ContextRoute {
   readonly counters: TypeCounters
 }
 
-/** What a context needs from the router that owns it. */
-export interface ContextHost {
-  sendFrame: (conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options?: OutboundOptions) => Promise<SendResult>
-  /** Count and log a send refused before reaching the socket (a second reply, say). */
-  reportSendFailure: (conn: Connection, type: string, id: MessageId | undefined, result: SendFailed) => SendResult
-  /** Called by the deadline sweeper when the handler ran out of time. */
-  handlerTimedOut: (ctx: HandlerContext<unknown>) => void
-  /** Called when the handler stops being tracked (settled, timed out or cancelled). */
-  handlerReleased: (ctx: HandlerContext<unknown>) => void
-  /** Told how long each handler took; null when nothing observes. */
-  readonly observer: PipelineObserver | null
-}
-
-export interface OutboundOptions extends SendOptions {
-  /** Route whose reply schema the payload must satisfy. */
-  readonly route?: ContextRoute
-}
-
 /**
  * The second argument of every handler. One is created per handled frame;
  * its AbortSignal is created only when a handler asks for it. While an
  * async handler runs, the context is also its deadline entry and its
  * pending-handler entry on the connection (no extra objects per frame).
+ * The invoke runner (lib/invoke.ts) decides its outcome; this class turns
+ * the outcome into the envelope protocol's answer.
  */
-// Also the frame's Deadline and PendingHandler entry, structurally: those
-// members are internal and stripped from the published types.
-export class HandlerContext<Reply = unknown> {
+export class HandlerContext<Reply = unknown> extends Invocation {
   /** The frame's `id`, if it had one. */
   readonly id: MessageId | undefined
   /** The frame's `type`. */
   readonly type: string
   /** @internal */
-  readonly conn: Connection
-  /** @internal */
   readonly route: ContextRoute
   /** @internal true once a reply was sent (or attempted) through `reply()`. */
   replied = false
-  /** @internal true once the router has answered for this frame (done, failed or timed out). */
-  finished = false
   /** @internal the send started by `reply()`, awaited before the frame counts as handled. */
   pendingReply: Promise<SendResult> | null = null
-  /** @internal deadline of an async handler, ms since epoch. */
-  deadline = 0
-  /** @internal `performance.now()` when the handler was called; 0 when nothing observes. */
-  startedAt = 0
   /** @internal arrival number of the frame (frame-order error accounting). */
   readonly seq: number
   /** @internal told the outcome (batch items only). */
   sink: OutcomeSink | undefined = undefined
-  private readonly host: ContextHost
-  private controller: AbortController | null = null
 
-  constructor (host: ContextHost, conn: Connection, route: ContextRoute, id: MessageId | undefined, seq: number) {
-    this.host = host
+  /** @internal */
+  constructor (core: RouterCore, conn: Connection, route: ContextRoute, id: MessageId | undefined, seq: number) {
+    super(core, conn)
     this.seq = seq
-    this.conn = conn
     this.route = route
     this.id = id
     this.type = route.type
@@ -115,15 +92,6 @@ export class HandlerContext<Reply = unknown> {
     return this.conn.log
   }
 
-  /** Fires on handler timeout or when the connection closes. */
-  get signal (): AbortSignal {
-    if (this.controller === null) {
-      this.controller = new AbortController()
-      if (this.finished) this.controller.abort(new Error('handler already finished'))
-    }
-    return this.controller.signal
-  }
-
   /** The connection checker for this handler's connection. */
   status (): ConnectionStatus {
     return this.conn.status()
@@ -131,7 +99,7 @@ export class HandlerContext<Reply = unknown> {
 
   /** Send a frame of any type to this connection (no id). */
   send (type: string, payload?: unknown, options?: SendOptions): Promise<SendResult> {
-    return this.host.sendFrame(this.conn, type, undefined, payload, options)
+    return sendFrame(this.core, this.conn, type, undefined, payload, options)
   }
 
   /**
@@ -143,37 +111,100 @@ export class HandlerContext<Reply = unknown> {
     // One answer per frame: not a second reply, not a reply after the router
     // answered for the handler (timeout, error).
     if (this.replied || this.finished) {
-      return Promise.resolve(this.host.reportSendFailure(this.conn, this.route.replyType, this.id, ALREADY_ANSWERED))
+      return Promise.resolve(sendFailed(this.core, this.conn, this.route.replyType, this.id, ALREADY_ANSWERED))
     }
     this.replied = true
-    const sent = this.host.sendFrame(this.conn, this.route.replyType, this.id, payload, { route: this.route, droppable: this.route.droppable })
+    const sent = sendFrame(this.core, this.conn, this.route.replyType, this.id, payload, { route: this.route, droppable: this.route.droppable })
     this.pendingReply = sent
     return sent
   }
 
-  /** @internal Mark the frame answered; returns false if it already was. */
-  finish (): boolean {
-    if (this.finished) return false
-    this.finished = true
-    if (this.deadline !== 0) this.host.handlerReleased(this as HandlerContext<unknown>)
-    if (this.startedAt !== 0) this.host.observer?.handlerSettled(this.type, this.startedAt)
-    return true
+  /** @internal */
+  get timeoutMs (): number {
+    return this.route.timeoutMs
   }
 
-  /** @internal Deadline: the sweeper found this handler past its time. */
-  expire (): void {
-    this.host.handlerTimedOut(this as HandlerContext<unknown>)
+  /** @internal */
+  get observedName (): string {
+    return this.type
   }
 
-  /** @internal PendingHandler: the connection closed while the handler ran. */
-  cancel (reason: unknown): void {
-    if (!this.finish()) return
-    this.abort(reason)
+  /** @internal */
+  get kindName (): string {
+    return 'Handler'
+  }
+
+  /** @internal The handler returned: send its reply (or an ack), then count the outcome. */
+  succeeded (value: unknown): void {
+    // The frame succeeded now, at its place in arrival order: its reply's write
+    // is not awaited, so pipelined frames are judged in the order they came.
+    frameSucceeded(this.conn, this.seq)
+    let sent: Promise<SendResult> | null
+    if (this.pendingReply !== null) {
+      // reply() was called: that is the answer, a return value is not sent twice.
+      sent = this.pendingReply
+    } else if (value !== undefined) {
+      sent = sendFrame(this.core, this.conn, this.route.replyType, this.id, value, { route: this.route, droppable: this.route.droppable })
+    } else if (this.id !== undefined) {
+      sent = sendFrame(this.core, this.conn, 'ack', this.id, { receivedType: this.type, handled: true })
+    } else {
+      sent = null
+    }
+    if (sent === null) {
+      this.route.counters.handled++
+      this.sink?.settle(true)
+      return
+    }
+    sent.then((result) => this.replyWritten(result))
+  }
+
+  /** @internal The reply's write ended. */
+  private replyWritten (result: SendResult): void {
+    if (result.ok) {
+      this.route.counters.handled++
+      this.sink?.settle(true)
+      return
+    }
+    this.route.counters.failed++
+    const message = `The reply could not be sent (${result.reason})`
+    this.sink?.settle(false, WireErrorCode.REPLY_FAILED, message)
+    if (this.id !== undefined && canStillAnswer(result.reason)) {
+      // The send failure was logged where it happened; this frame only keeps the correlation rule.
+      rejectFrame(this.core, this.conn, { code: WireErrorCode.REPLY_FAILED, message, id: this.id, messageType: this.type, level: false, seq: this.seq, blame: 'server' })
+    }
+  }
+
+  /** @internal The handler threw or rejected. */
+  failed (err: unknown): void {
+    const core = this.core
+    core.stats.handlerErrors++
+    this.route.counters.failed++
+    if (isWsRouterError(err)) {
+      // A coded refusal: the handler judged the frame, so the client is to blame.
+      rejectFrame(core, this.conn, { code: err.code, message: err.message, details: err.details, id: this.id, messageType: this.type, err, level: 'warn', seq: this.seq, blame: 'client' })
+      this.sink?.settle(false, err.code, err.message)
+      return
+    }
+    const message = core.config.exposeErrorMessages && err instanceof Error ? err.message : GENERIC_HANDLER_MESSAGE
+    rejectFrame(core, this.conn, { code: WireErrorCode.HANDLER_ERROR, message, id: this.id, messageType: this.type, err, level: 'error', seq: this.seq, blame: 'server' })
+    this.sink?.settle(false, WireErrorCode.HANDLER_ERROR, message)
+  }
+
+  /** @internal The handler ran past its deadline. */
+  timedOut (message: string): void {
+    this.core.stats.handlerTimeouts++
+    this.route.counters.failed++
+    rejectFrame(this.core, this.conn, { code: WireErrorCode.HANDLER_TIMEOUT, message, id: this.id, messageType: this.type, level: 'error', seq: this.seq, blame: 'server' })
+    this.sink?.settle(false, WireErrorCode.HANDLER_TIMEOUT, message)
+  }
+
+  /** @internal The connection closed while the handler ran. */
+  cancelled (): void {
     this.sink?.settle(false, 'CANCELLED', 'The connection closed')
   }
+}
 
-  /** @internal Fire the AbortSignal, if one was handed out. */
-  abort (reason: unknown): void {
-    this.controller?.abort(reason)
-  }
+/** Reasons for which the socket is fine and the client can still be told. */
+function canStillAnswer (reason: SendFailure): boolean {
+  return reason === SendFailure.INVALID_OUTBOUND || reason === SendFailure.TOO_LARGE || reason === SendFailure.SERIALIZE || reason === SendFailure.DROPPED
 }

@@ -1,11 +1,12 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { compileSchema, type SchemaCheck, type StaticOf, type WsSchema } from './schema.js'
-import type { Connection, PendingHandler } from './connection.js'
-import type { Deadline } from './deadlines.js'
+import { compileSchema, validationDetails, type SchemaCheck, type StaticOf, type WsSchema } from './schema.js'
+import type { Connection } from './connection.js'
+import type { RouterCore } from './core.js'
 import { FST_WSR_DUPLICATE_HANDLER, FST_WSR_INVALID_HANDLER, isWsRouterError, WireErrorCode } from './errors.js'
-import { validationDetails } from './registry.js'
+import { newRef } from './error-frames.js'
+import { hasRoom, invoke, Invocation } from './invoke.js'
+import { sendJsonRpc } from './outbound.js'
 import type { TypeCounters } from './stats.js'
-import type { PipelineObserver } from './observer.js'
 
 /**
  * JSON-RPC 2.0 (https://www.jsonrpc.org/specification), complete: requests,
@@ -111,21 +112,9 @@ export class MethodRegistry {
   }
 }
 
-/** What the JSON-RPC engine needs from the router. */
-export interface JsonRpcHost {
+/** What the JSON-RPC engine needs from the router: its shared state and its methods. */
+export interface JsonRpcHost extends RouterCore {
   readonly methods: MethodRegistry
-  readonly exposeErrorMessages: boolean
-  /** Calls (and handlers) running at once per connection. */
-  readonly maxInFlight: number
-  readonly environment: string
-  /** Write a serialised JSON-RPC response (or batch of responses). */
-  sendJsonRpc: (conn: Connection, text: string, label: string) => void
-  trackCall: (call: JsonRpcCall) => void
-  releaseCall: (call: JsonRpcCall) => void
-  countJsonRpcError: (code: number) => void
-  newRef: () => string
-  /** Told how long each method took; null when nothing observes. */
-  readonly observer: PipelineObserver | null
 }
 
 interface Response {
@@ -151,9 +140,9 @@ function isValidId (id: unknown): id is JsonRpcId {
 }
 
 /** A JSON-RPC answer for a frame that could not be read at all (`jsonrpc` routes). */
-export function sendJsonRpcFailure (host: JsonRpcHost, conn: Connection, code: number, id: JsonRpcId = null, data?: unknown): void {
-  host.countJsonRpcError(code)
-  host.sendJsonRpc(conn, JSON.stringify(errorResponse(id, code, undefined, data)), 'jsonrpc_error')
+export function sendJsonRpcFailure (host: RouterCore, conn: Connection, code: number, id: JsonRpcId = null, data?: unknown): void {
+  countJsonRpcError(host, code)
+  sendJsonRpc(host, conn, JSON.stringify(errorResponse(id, code, undefined, data)), 'jsonrpc_error')
 }
 
 /** Handle one parsed JSON-RPC frame: a request, a notification or a batch. */
@@ -176,18 +165,18 @@ export function handleJsonRpc (host: JsonRpcHost, conn: Connection, value: unkno
   Promise.all(answers).then((responses) => {
     const present = responses.filter((response): response is Response => response !== null)
     // A batch of notifications only is answered with nothing at all.
-    if (present.length > 0) host.sendJsonRpc(conn, JSON.stringify(present), 'jsonrpc_batch')
+    if (present.length > 0) sendJsonRpc(host, conn, JSON.stringify(present), 'jsonrpc_batch')
   }, () => {})
 }
 
-function send (host: JsonRpcHost, conn: Connection, response: Response): void {
+function send (host: RouterCore, conn: Connection, response: Response): void {
   let text: string
   try {
     text = JSON.stringify(response)
   } catch (err) {
-    text = JSON.stringify(errorResponse(response.id, JsonRpcCode.INTERNAL_ERROR, undefined, host.exposeErrorMessages ? { reason: (err as Error).message } : undefined))
+    text = JSON.stringify(errorResponse(response.id, JsonRpcCode.INTERNAL_ERROR, undefined, host.config.exposeErrorMessages ? { reason: (err as Error).message } : undefined))
   }
-  host.sendJsonRpc(conn, text, 'jsonrpc_response')
+  sendJsonRpc(host, conn, text, 'jsonrpc_response')
 }
 
 /**
@@ -196,64 +185,60 @@ function send (host: JsonRpcHost, conn: Connection, response: Response): void {
  */
 function runRequest (host: JsonRpcHost, conn: Connection, request: unknown): Response | Promise<Response | null> | null {
   if (request === null || typeof request !== 'object' || Array.isArray(request)) {
-    host.countJsonRpcError(JsonRpcCode.INVALID_REQUEST)
+    countJsonRpcError(host, JsonRpcCode.INVALID_REQUEST)
     return errorResponse(null, JsonRpcCode.INVALID_REQUEST)
   }
   const { jsonrpc, method, params, id } = request as { jsonrpc?: unknown, method?: unknown, params?: unknown, id?: unknown }
   const hasId = 'id' in request
   if (jsonrpc !== '2.0' || typeof method !== 'string' || (hasId && !isValidId(id)) ||
       (params !== undefined && (params === null || typeof params !== 'object'))) {
-    host.countJsonRpcError(JsonRpcCode.INVALID_REQUEST)
+    countJsonRpcError(host, JsonRpcCode.INVALID_REQUEST)
     return errorResponse(hasId && isValidId(id) ? id : null, JsonRpcCode.INVALID_REQUEST)
   }
   const callId: JsonRpcId | undefined = hasId ? id as JsonRpcId : undefined
   const found = host.methods.get(method)
   if (found === undefined) {
-    host.countJsonRpcError(JsonRpcCode.METHOD_NOT_FOUND)
+    countJsonRpcError(host, JsonRpcCode.METHOD_NOT_FOUND)
     return callId === undefined ? null : errorResponse(callId, JsonRpcCode.METHOD_NOT_FOUND)
   }
   found.counters.received++
-  if (conn.inFlight >= host.maxInFlight) {
+  if (!hasRoom(host, conn)) {
     found.counters.failed++
-    host.countJsonRpcError(JsonRpcCode.OVERLOADED)
+    countJsonRpcError(host, JsonRpcCode.OVERLOADED)
     return callId === undefined ? null : errorResponse(callId, JsonRpcCode.OVERLOADED)
   }
   if (found.paramsCheck !== null && !found.paramsCheck.Check(params)) {
     found.counters.failed++
-    host.countJsonRpcError(JsonRpcCode.INVALID_PARAMS)
+    countJsonRpcError(host, JsonRpcCode.INVALID_PARAMS)
     return callId === undefined ? null : errorResponse(callId, JsonRpcCode.INVALID_PARAMS, undefined, validationDetails(found.paramsCheck, params))
   }
   const call = new JsonRpcCall(host, conn, found, callId)
-  if (host.observer !== null) call.startedAt = performance.now()
-  let result: unknown
-  try {
-    result = found.handler(params, call)
-  } catch (err) {
-    return call.failed(err)
-  }
-  if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
-    host.trackCall(call)
-    return new Promise<Response | null>((resolve) => {
-      call.resolve = resolve
-      ;(result as PromiseLike<unknown>).then((value) => resolve(call.succeeded(value)), (err: unknown) => resolve(call.failed(err)))
-    })
-  }
-  return call.succeeded(result)
+  // Still running: its response comes when the runner settles it. A thenable
+  // that answered at once has its response already.
+  if (invoke(call, found.handler, params)) return new Promise((resolve) => { call.resolve = resolve })
+  return call.response
 }
 
-/** One method call in flight: its context, deadline and pending-handler entry. */
-export class JsonRpcCall implements JsonRpcCallContext, Deadline, PendingHandler {
+/** JSON-RPC errors are counted under `jsonrpc:<code>`. */
+function countJsonRpcError (core: RouterCore, code: number): void {
+  core.stats.countInvalid(`jsonrpc:${code}`)
+}
+
+/**
+ * One method call: its context, and, while it runs, its deadline and
+ * pending-handler entry. The invoke runner (lib/invoke.ts) decides its
+ * outcome; this class turns the outcome into a JSON-RPC response.
+ */
+export class JsonRpcCall extends Invocation implements JsonRpcCallContext {
   readonly method: string
   readonly id: JsonRpcId | undefined
-  deadline = 0
-  /** `performance.now()` when the method was called; 0 when nothing observes. */
-  startedAt = 0
-  /** Set while an async call waits; settles the response on timeout. */
+  /** The response once settled (null: none is sent), while nobody awaits it. */
+  response: Response | null = null
+  /** Set while an async call is awaited: takes its response. */
   resolve: ((response: Response | null) => void) | null = null
-  private settled = false
-  private controller: AbortController | null = null
 
-  constructor (private readonly host: JsonRpcHost, readonly conn: Connection, readonly target: Method, id: JsonRpcId | undefined) {
+  constructor (core: RouterCore, conn: Connection, readonly target: Method, id: JsonRpcId | undefined) {
+    super(core, conn)
     this.method = target.name
     this.id = id
   }
@@ -262,33 +247,23 @@ export class JsonRpcCall implements JsonRpcCallContext, Deadline, PendingHandler
   get userId (): string { return this.conn.userId }
   get request (): FastifyRequest { return this.conn.request }
   get log (): FastifyBaseLogger { return this.conn.log }
+  get timeoutMs (): number { return this.target.timeoutMs }
+  get observedName (): string { return `rpc:${this.method}` }
+  get kindName (): string { return 'Method' }
 
-  get signal (): AbortSignal {
-    if (this.controller === null) {
-      this.controller = new AbortController()
-      if (this.settled) this.controller.abort(new Error('call already finished'))
-    }
-    return this.controller.signal
+  private answer (response: Response | null): void {
+    if (this.resolve !== null) this.resolve(response)
+    else this.response = response
   }
 
-  private settle (): boolean {
-    if (this.settled) return false
-    this.settled = true
-    if (this.deadline !== 0) this.host.releaseCall(this)
-    if (this.startedAt !== 0) this.host.observer?.handlerSettled(`rpc:${this.method}`, this.startedAt)
-    return true
-  }
-
-  succeeded (value: unknown): Response | null {
-    if (!this.settle()) return null
+  succeeded (value: unknown): void {
     this.target.counters.handled++
-    if (this.id === undefined) return null
-    return { jsonrpc: '2.0', result: value === undefined ? null : value, id: this.id }
+    this.answer(this.id === undefined ? null : { jsonrpc: '2.0', result: value === undefined ? null : value, id: this.id })
   }
 
-  failed (err: unknown): Response | null {
-    if (!this.settle()) return null
+  failed (err: unknown): void {
     this.target.counters.failed++
+    const core = this.core
     let response: Response
     let level: 'warn' | 'error' = 'error'
     if (err instanceof JsonRpcError) {
@@ -298,33 +273,27 @@ export class JsonRpcCall implements JsonRpcCallContext, Deadline, PendingHandler
       response = errorResponse(this.id ?? null, JsonRpcCode.APPLICATION_ERROR, err.message, { code: err.code, details: err.details })
       level = 'warn'
     } else {
-      const ref = this.host.newRef()
-      const message = this.host.exposeErrorMessages && err instanceof Error ? err.message : messages[JsonRpcCode.INTERNAL_ERROR]
+      const ref = newRef()
+      const message = core.config.exposeErrorMessages && err instanceof Error ? err.message : messages[JsonRpcCode.INTERNAL_ERROR]
       response = errorResponse(this.id ?? null, JsonRpcCode.INTERNAL_ERROR, message, { ref })
-      this.conn.log.error({ method: this.method, messageId: this.id, ref, err, environment: this.host.environment, state: this.conn.state }, 'json-rpc method failed')
-      this.host.countJsonRpcError(JsonRpcCode.INTERNAL_ERROR)
-      return this.id === undefined ? null : response
+      this.conn.log.error({ method: this.method, messageId: this.id, ref, err, environment: core.config.environment, state: this.conn.state }, 'json-rpc method failed')
+      countJsonRpcError(core, JsonRpcCode.INTERNAL_ERROR)
+      this.answer(this.id === undefined ? null : response)
+      return
     }
-    this.host.countJsonRpcError(response.error?.code ?? JsonRpcCode.APPLICATION_ERROR)
-    this.conn.log[level]({ method: this.method, messageId: this.id, code: response.error?.code, err, environment: this.host.environment }, 'json-rpc method refused the call')
-    return this.id === undefined ? null : response
+    countJsonRpcError(core, response.error?.code ?? JsonRpcCode.APPLICATION_ERROR)
+    this.conn.log[level]({ method: this.method, messageId: this.id, code: response.error?.code, err, environment: core.config.environment }, 'json-rpc method refused the call')
+    this.answer(this.id === undefined ? null : response)
   }
 
-  /** Deadline: the method ran out of time. */
-  expire (): void {
-    if (!this.settle()) return
+  timedOut (message: string): void {
     this.target.counters.failed++
-    this.host.countJsonRpcError(JsonRpcCode.TIMEOUT)
-    const message = `Method did not finish within ${this.target.timeoutMs} ms`
-    this.controller?.abort(new Error(message))
-    this.conn.log.error({ method: this.method, messageId: this.id, environment: this.host.environment, code: WireErrorCode.HANDLER_TIMEOUT }, message)
-    this.resolve?.(this.id === undefined ? null : errorResponse(this.id, JsonRpcCode.TIMEOUT, message))
+    countJsonRpcError(this.core, JsonRpcCode.TIMEOUT)
+    this.conn.log.error({ method: this.method, messageId: this.id, environment: this.core.config.environment, code: WireErrorCode.HANDLER_TIMEOUT }, message)
+    this.answer(this.id === undefined ? null : errorResponse(this.id, JsonRpcCode.TIMEOUT, message))
   }
 
-  /** PendingHandler: the connection closed. */
-  cancel (reason: unknown): void {
-    if (!this.settle()) return
-    this.controller?.abort(reason)
-    this.resolve?.(null)
+  cancelled (): void {
+    this.answer(null)
   }
 }

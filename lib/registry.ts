@@ -100,8 +100,3 @@ export class HandlerRegistry {
 function compile (type: string, schema: WsSchema | undefined): SchemaCheck | null {
   return schema === undefined ? null : compileSchema(type, schema)
 }
-
-/** The failing paths of a value, for `VALIDATION_FAILED` details (at most `limit`). */
-export function validationDetails (check: SchemaCheck, value: unknown, limit = 10): Array<{ path: string, message: string }> {
-  return check.issues(value, limit)
-}

@@ -113,3 +113,8 @@ export function compileSchema (owner: string, schema: WsSchema, what = 'schema')
     throw new FST_WSR_INVALID_HANDLER(owner, `${what} does not compile: ${(err as Error).message}`)
   }
 }
+
+/** The failing paths of a value, for `VALIDATION_FAILED` details (at most `limit`). */
+export function validationDetails (check: SchemaCheck, value: unknown, limit = 10): Array<{ path: string, message: string }> {
+  return check.issues(value, limit)
+}

@@ -3,14 +3,14 @@ import { FST_WSR_METRICS_UNAVAILABLE } from '../lib/errors.js'
 import { liveness, readiness } from '../lib/health.js'
 import { createMetrics, loadPromClient, type MetricsConfig } from '../lib/metrics.js'
 import type { HealthConfig } from '../lib/options.js'
-import type { WsRouter } from '../lib/router.js'
+import type { Engine } from '../lib/engine.js'
 
 /**
  * Wiring of the `metrics` and `health` options: prom-client is imported here
  * only when `metrics` is set; the routes are the app's ordinary routes.
  */
 
-export async function registerMetrics (fastify: FastifyInstance, router: WsRouter, config: MetricsConfig): Promise<void> {
+export async function registerMetrics (fastify: FastifyInstance, router: Engine, config: MetricsConfig): Promise<void> {
   const client = await loadPromClient()
   if (client === undefined) throw new FST_WSR_METRICS_UNAVAILABLE()
   const metrics = createMetrics(client, config, {
@@ -31,16 +31,16 @@ export async function registerMetrics (fastify: FastifyInstance, router: WsRoute
   })
 }
 
-export function registerHealth (fastify: FastifyInstance, router: WsRouter, config: HealthConfig): void {
+export function registerHealth (fastify: FastifyInstance, router: Engine, config: HealthConfig): void {
   if (config.livenessPath !== false) {
     fastify.get(config.livenessPath, async (_request, reply) => {
-      const answer = liveness(router.connectionCount)
+      const answer = liveness(router.connections.size)
       return reply.code(answer.statusCode).send(answer.body)
     })
   }
   if (config.readinessPath !== false) {
     fastify.get(config.readinessPath, async (_request, reply) => {
-      const answer = readiness({ closing: router.isClosing, connections: router.connectionCount, broker: router.adapter.status?.() ?? null })
+      const answer = readiness({ closing: router.closing, connections: router.connections.size, broker: router.adapter.status?.() ?? null })
       return reply.code(answer.statusCode).send(answer.body)
     })
   }

@@ -16,6 +16,7 @@ import { compileOrigins, extractToken, refusal, RefusalReason, selectProtocol, t
 import { allowsDemoIdentity } from '../lib/environment.js'
 import { buildConfig, type Identity, type RouterConfig, type WsRouterOptions } from '../lib/options.js'
 import { WsRouter } from '../lib/router.js'
+import { kEngine } from '../lib/symbols.js'
 import { redactNotFoundUrl, redactRequestLogs, redactUrl } from '../lib/redact.js'
 import { registerHealth, registerMetrics } from './observability.js'
 import type { Connection } from '../lib/connection.js'
@@ -172,11 +173,13 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
     log.warn({ path: config.path }, 'fastify-ws-router: allowedOrigins is not set, so any web page may open a WebSocket to this server with its visitors\' credentials')
   }
   const router = new WsRouter(config, log)
-  registerPing(router)
-  registerHeartbeat(router)
-  registerBuiltins(router)
-  if (config.builtins.batch) registerBatch(router)
-  if (config.legacyAliases) registerLegacyAliases(router)
+  // The wiring reaches the engine behind the facade; apps see the facade only.
+  const engine = router[kEngine]
+  registerPing(engine.builtins)
+  registerHeartbeat(engine.builtins)
+  registerBuiltins(engine.builtins)
+  if (config.builtins.batch) registerBatch(engine)
+  if (config.legacyAliases) registerLegacyAliases(engine.builtins)
 
   // The drain starts in preClose (no new upgrades, 1001 to every client) but is
   // awaited in onClose: Fastify bounds preClose hooks by its pluginTimeout
@@ -184,7 +187,7 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
   // a stalled peer can never make app.close() reject with AVV_ERR_READY_TIMEOUT.
   let draining: Promise<void> | undefined
   const startDrain = (): Promise<void> => {
-    draining ??= router.close()
+    draining ??= engine.close()
     return draining
   }
   fastify.addHook('onClose', async () => { await startDrain() })
@@ -193,7 +196,7 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
     // @fastify/websocket was registered by the app: its ws server may allow
     // larger frames than this router, so the router checks each frame too.
     const maxPayload = (fastify.websocketServer.options as { maxPayload?: number }).maxPayload ?? 100 * 1024 * 1024
-    router.enforcePayloadLimit = maxPayload > config.maxPayloadBytes
+    engine.enforcePayloadLimit = maxPayload > config.maxPayloadBytes
     fastify.addHook('preClose', function startRouterDrain (done) {
       startDrain().catch(noop)
       done()
@@ -215,19 +218,19 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
 
   installRouterAccessor(root)
   Object.defineProperty(fastify, kRouter, { value: router, enumerable: false })
-  if (config.metrics !== false) await registerMetrics(fastify, router, config.metrics)
-  if (config.health !== false) registerHealth(fastify, router, config.health)
+  if (config.metrics !== false) await registerMetrics(fastify, engine, config.metrics)
+  if (config.health !== false) registerHealth(fastify, engine, config.health)
   if (!fastify.hasRequestDecorator('checkConnection')) fastify.decorateRequest('checkConnection', checkConnection)
 
   fastify.addHook('onReady', async () => {
-    router.lock()
+    engine.lock()
     // A broker adapter connects here; with requireBroker it rejects, and so does ready().
-    await config.adapter.attach?.(router)
+    await config.adapter.attach?.(engine)
   })
 
   /** Refuse with an HTTP answer, before any upgrade; counted by reason. */
   function refuse (reply: FastifyReply, refused: Refusal): FastifyReply {
-    router.stats.countRefusal(refused.reason)
+    engine.stats.countRefusal(refused.reason)
     reply.log.info({ statusCode: refused.statusCode, reason: refused.reason, environment: config.environment }, 'websocket upgrade refused')
     if (refused.statusCode === 503) reply.header('retry-after', '1')
     return reply.code(refused.statusCode).send({ statusCode: refused.statusCode, code: refused.reason, error: refused.message })
@@ -282,7 +285,7 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
     onRequest: async function admit (request: FastifyRequest, reply: FastifyReply) {
       // Plain HTTP requests to the path get @fastify/websocket's 404; only upgrades take a slot.
       if (!request.ws) return
-      if (router.isClosing) return refuse(reply, refusal(503, RefusalReason.SHUTTING_DOWN, 'Server is shutting down'))
+      if (engine.closing) return refuse(reply, refusal(503, RefusalReason.SHUTTING_DOWN, 'Server is shutting down'))
       const origin = request.headers.origin
       if (originAllowed !== undefined && origin !== undefined && !originAllowed(origin)) {
         return refuse(reply, refusal(403, RefusalReason.ORIGIN_FORBIDDEN, 'Origin not allowed'))
@@ -290,7 +293,7 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
       if (origin === undefined && config.requireOrigin) {
         return refuse(reply, refusal(403, RefusalReason.ORIGIN_REQUIRED, 'An Origin header is required'))
       }
-      if (config.maxConnections > 0 && router.admissions.size >= config.maxConnections) {
+      if (config.maxConnections > 0 && engine.admissions.size >= config.maxConnections) {
         return refuse(reply, refusal(503, RefusalReason.SERVER_FULL, 'Server has reached its connection limit'))
       }
       const identity = await identify(request)
@@ -298,26 +301,26 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
       // The client may have gone while authenticate ran: nothing to admit.
       const rawSocket = request.raw.socket as Socket | undefined
       if (rawSocket?.destroyed === true) return reply
-      if (config.maxConnectionsPerUser > 0 && router.admissions.countFor(identity.userId) >= config.maxConnectionsPerUser) {
+      if (config.maxConnectionsPerUser > 0 && engine.admissions.countFor(identity.userId) >= config.maxConnectionsPerUser) {
         return refuse(reply, refusal(429, RefusalReason.USER_CONNECTION_LIMIT, `At most ${config.maxConnectionsPerUser} connections per user`))
       }
-      if (config.maxConnections > 0 && router.admissions.size >= config.maxConnections) {
+      if (config.maxConnections > 0 && engine.admissions.size >= config.maxConnections) {
         return refuse(reply, refusal(503, RefusalReason.SERVER_FULL, 'Server has reached its connection limit'))
       }
       // Reserved until the socket closes; released early if the upgrade never completes.
-      router.admissions.add(identity.userId)
+      engine.admissions.add(identity.userId)
       const raw = request.raw as RouterRawRequest
       raw[kIdentity] = identity
       // (app.injectWS requests have no socket.)
       rawSocket?.once('close', () => {
-        if (raw[kAccepted] !== true) router.admissions.remove(identity.userId)
+        if (raw[kAccepted] !== true) engine.admissions.remove(identity.userId)
       })
     },
     handler: function wsHandler (socket: WebSocket, request: FastifyRequest) {
       const raw = request.raw as RouterRawRequest
       const identity = raw[kIdentity] as Identity
       raw[kAccepted] = true
-      ;(request as RouterRequest)[kConnection] = router.accept(socket, request, identity)
+      ;(request as RouterRequest)[kConnection] = engine.accept(socket, request, identity)
     }
   })
 

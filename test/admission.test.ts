@@ -3,6 +3,7 @@ import net from 'node:net'
 import { startServer } from './helpers/server.js'
 import { connect, tryUpgrade } from './helpers/client.js'
 import { delay, waitFor } from './helpers/wait.js'
+import { engineOf } from './helpers/internals.js'
 
 const TOKEN = 'secret-token-7f3a9c'
 
@@ -72,7 +73,7 @@ t.test('authenticate that throws, fails on the server or hangs', async (t) => {
   await delay(50)
   socket.resetAndDestroy()
   await delay(400)
-  t.equal(server.app.wsRouter.admissions.size, 0, 'no admission left behind')
+  t.equal(engineOf(server.app.wsRouter).admissions.size, 0, 'no admission left behind')
   t.equal((await tryUpgrade(`${server.url}?mode=ok`)).status, 101, 'the server still serves')
 })
 
@@ -157,7 +158,7 @@ t.test('plain HTTP requests to the path take no connection slot', async (t) => {
     t.equal(response.status, 404)
     await response.arrayBuffer()
   }
-  t.equal(server.app.wsRouter.admissions.size, 0)
+  t.equal(engineOf(server.app.wsRouter).admissions.size, 0)
   const a = await connect(server.url)
   const b = await connect(server.url)
   t.equal(server.app.wsRouter.connectionCount, 2, 'both slots still free for WebSocket clients')

@@ -7,6 +7,7 @@ import { startServer } from './helpers/server.js'
 import { connectTestClient } from '../lib/testing.js'
 import { ClientError } from '../lib/client/index.js'
 import { waitFor } from './helpers/wait.js'
+import { engineOf } from './helpers/internals.js'
 
 /** The code of the error a request was refused with. */
 async function refusedWith (promise: Promise<unknown>): Promise<string> {
@@ -96,10 +97,10 @@ t.test('a built-in can be replaced with override: true', async (t) => {
 t.test('registerBuiltins registers every built-in that is not switched off', async (t) => {
   const log = Fastify({ logger: false }).log
   const all = new WsRouter(buildConfig({ environment: 'test' }), log)
-  registerBuiltins(all)
+  registerBuiltins(engineOf(all).builtins)
   const types = ['connect', 'disconnect', 'join', 'leave', 'typing_started', 'typing_stopped', 'user_message', 'start_agent', 'stop_agent', 'client_error']
   t.same(types.filter((type) => !all.hasHandler(type)), [], 'all on by default')
   const some = new WsRouter(buildConfig({ environment: 'test', builtins: { typing: false, agent: false, rooms: false } }), log)
-  registerBuiltins(some)
+  registerBuiltins(engineOf(some).builtins)
   t.same(types.filter((type) => some.hasHandler(type)), ['connect', 'disconnect', 'user_message', 'client_error'])
 })

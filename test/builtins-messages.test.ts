@@ -5,6 +5,7 @@ import type { WsRouter } from '../lib/router.js'
 import { startServer } from './helpers/server.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'
 import { delay } from './helpers/wait.js'
+import { engineOf } from './helpers/internals.js'
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
@@ -65,7 +66,7 @@ t.test('a member that has gone away is counted as failed in the ack', async (t) 
   const gone: { router?: WsRouter, connectionId?: string } = {}
   const server = await startServer({
     // Runs just before the fan-out: the member's socket is dead but its close not yet seen.
-    onUserMessage: () => { gone.router?.connection(gone.connectionId as string)?.socket.terminate() }
+    onUserMessage: () => { (gone.router === undefined ? undefined : engineOf(gone.router).connection(gone.connectionId as string))?.socket.terminate() }
   })
   t.teardown(server.close)
   const router = server.app.wsRouter

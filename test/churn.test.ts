@@ -2,6 +2,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { startServer } from './helpers/server.js'
 import { waitFor } from './helpers/wait.js'
+import { engineOf } from './helpers/internals.js'
 
 /**
  * 5 000 connect / message / close cycles, half of them abrupt. The bound on
@@ -63,8 +64,8 @@ t.test('churn: registries, rooms and timers back to zero; heap growth bounded', 
   t.equal(stats.connections.total, cycles)
   t.equal(stats.rooms, 0, 'no room left')
   t.equal(stats.users, 0, 'no user left')
-  t.equal(router.admissions.size, 0, 'no admission left')
-  t.equal(router.sweeper.size, 0, 'no handler deadline left')
+  t.equal(engineOf(router).admissions.size, 0, 'no admission left')
+  t.equal(engineOf(router).sweeper.size, 0, 'no handler deadline left')
   t.equal(stats.types.join?.handled, cycles)
   t.ok(logged <= 2 * (cycles - 500), `only request lines were logged (${logged}), no failure lines`)
   const growthMiB = (after - before) / 1024 / 1024

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { ConnectionStatus } from '../lib/index.js'
 import { startServer } from './helpers/server.js'
-import { heartbeatTick } from './helpers/internals.js'
+import { engineOf, heartbeatTick } from './helpers/internals.js'
 import { connect } from './helpers/client.js'
 import { delay, waitFor } from './helpers/wait.js'
 
@@ -51,7 +51,7 @@ t.test('heartbeat: a silent peer is terminated, a live one kept (chosen clock)',
   live.send({ type: 'ping', id: 1 })
   await live.next('pong')
   // Pretend the live client's frame arrived at +80 s, the silent one's last sign at start.
-  for (const status of [...(router as unknown as { connections: Map<string, { userId: string, lastSeenAt: number }> }).connections.values()]) {
+  for (const status of [...engineOf(router).connections.values()]) {
     if (status.userId === 'live') status.lastSeenAt = start + 80_000
   }
   heartbeatTick(router, start + 120_000)

@@ -5,6 +5,7 @@ import { startServer, type TestServer } from './helpers/server.js'
 import { connect } from './helpers/client.js'
 import { eventually } from './helpers/wait.js'
 import { mustRunRedisTests, redisUnavailableReason, startRedis } from './helpers/redis.js'
+import { engineOf } from './helpers/internals.js'
 
 const unavailable = redisUnavailableReason()
 if (unavailable !== undefined && mustRunRedisTests()) {
@@ -37,7 +38,7 @@ t.test('health: true serves both routes; readiness goes 503 with its reason when
   t.equal(ready.status, 200)
   t.same(ready.body.reasons, [])
   // The router's shutdown (what app.close() runs in preClose) has begun.
-  const closing = server.app.wsRouter.close()
+  const closing = engineOf(server.app.wsRouter).close()
   const during = await get(server, '/health/ready')
   t.equal(during.status, 503)
   t.same(during.body.reasons, ['shutting down: new upgrades are refused'])

@@ -70,14 +70,17 @@ t.test('no import cycle in lib/ and plugins/, type-only imports included', async
 /** Forbidden directions: a file matching `from` may not import a file matching `to`. */
 const rules: Array<{ why: string, from: RegExp, to: RegExp, except?: RegExp }> = [
   { why: 'nothing in lib/ imports the plugin wiring', from: /^lib\//, to: /^plugins\//, except: /^lib\/index\.ts$/ },
-  { why: 'nothing below the facade imports it', from: /^lib\/(?!index\.ts$|router\.ts$|handlers\/)/, to: /^lib\/router\.ts$/ },
+  { why: 'nothing below the facade imports it (type-only included)', from: /^lib\/(?!index\.ts$|router\.ts$)/, to: /^lib\/router\.ts$/ },
+  { why: 'only the facade and the wiring reach the engine', from: /^lib\/(?!index\.ts$|router\.ts$)/, to: /^lib\/engine\.ts$/ },
+  { why: 'the parts of the engine never import their owner', from: /^lib\/(core|outbound|closing|error-frames|fanout|liveness|shutdown|socket-events|invoke|context|dispatch|jsonrpc|batch|connection|send)\.ts$/, to: /^lib\/(router|engine)\.ts$|^lib\/handlers\// },
+  { why: 'the connection part never imports the pipeline', from: /^lib\/(core|outbound|closing|error-frames|liveness|shutdown|connection|send|fanout)\.ts$/, to: /^lib\/(dispatch|context|jsonrpc|batch|invoke|registry|socket-events)\.ts$/ },
   { why: 'the wire codec is pure: no socket, no engine state', from: /^lib\/(envelope|id-scan|errors)\.ts$/, to: /^lib\/(?!envelope\.ts$|errors\.ts$)/ },
   { why: 'the error accounting is pure', from: /^lib\/(error-run|rate-limit|deadlines)\.ts$/, to: /^lib\// },
   { why: 'adapters know the adapter contract, errors and the optional-peer loader only', from: /^lib\/adapters\//, to: /^lib\/(?!adapter\.ts$|errors\.ts$|peer-dependency\.ts$|adapters\/)/ },
   { why: 'the browser client imports nothing of the server, only the shared contracts', from: /^lib\/client\//, to: /^lib\/(?!client\/|contracts\.ts$|builtin-contract\.ts$)/ },
   { why: 'a built-in never imports another built-in', from: /^lib\/handlers\/(?!index\.ts$)/, to: /^lib\/handlers\/(?!membership\.ts$)/ },
   // send.ts is allowed for its public result types (SendResult), which lib/index.ts exports.
-  { why: 'a built-in never imports engine internals', from: /^lib\/handlers\//, to: /^lib\/(dispatch|connection|rate-limit|deadlines|error-run|stats|registry|batch)\.ts$/ }
+  { why: 'a built-in never imports engine internals: it is given a BuiltinHost', from: /^lib\/handlers\//, to: /^lib\/(router|engine|core|dispatch|connection|context|invoke|outbound|closing|error-frames|fanout|liveness|shutdown|socket-events|jsonrpc|rate-limit|deadlines|error-run|stats|batch)\.ts$/ }
 ]
 
 t.test('no forbidden import direction', async (t) => {

@@ -3,6 +3,7 @@ import { startServer } from './helpers/server.js'
 import { connectTestClient, type TestClient } from '../lib/testing.js'
 import { ClientError } from '../lib/client/index.js'
 import { waitFor } from './helpers/wait.js'
+import { engineOf } from './helpers/internals.js'
 
 async function joined (client: TestClient, room: string): Promise<void> {
   const reply = await client.request('join', { room })
@@ -84,7 +85,7 @@ t.test('a member that has gone away is reported as a failed target', async (t) =
   await joined(b, 'r')
   const bId = b.connectionId
   // b's socket is gone but the server has not seen the close yet: pause b's side, then kill the server-side socket.
-  const conns = (router as unknown as { connections: Map<string, { socket: { terminate: () => void, readyState: number } }> }).connections
+  const conns = engineOf(router).connections
   const serverSideB = conns.get(bId)
   serverSideB?.socket.terminate()
   const result = await router.sendToRoom('r', 'msg', { text: 'hi' })

@@ -2,6 +2,7 @@ import t from 'tap'
 import { startServer } from './helpers/server.js'
 import { connect, tryUpgrade, type TestClient } from './helpers/client.js'
 import { waitFor } from './helpers/wait.js'
+import { engineOf } from './helpers/internals.js'
 
 t.test('app.close() with 200 clients, 20 of them not reading', async (t) => {
   const grace = 1500
@@ -36,7 +37,7 @@ t.test('app.close() with 200 clients, 20 of them not reading', async (t) => {
 
   const started = Date.now()
   const closing = server.close()
-  await waitFor(() => server.app.wsRouter.isClosing)
+  await waitFor(() => engineOf(server.app.wsRouter).closing)
   const during = await tryUpgrade(server.url).catch((err: Error) => ({ status: -1, body: err.message }))
   t.ok(during.status === 503 || during.status === -1, `an upgrade during shutdown is refused (${during.status})`)
   await closing

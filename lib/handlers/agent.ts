@@ -4,11 +4,14 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { AgentRunContext, AgentRunner, AgentStep } from '../agent-types.js'
 import type { MessageId } from '../envelope.js'
 import { SendFailure, WireErrorCode, WsRouterError, isWsRouterError } from '../errors.js'
-import type { WsRouter } from '../router.js'
+import type { BuiltinHost } from '../builtin-host.js'
 
-/** The connection a run answers on, as the router's send takes it (no import of the engine's connection module). */
-type Connection = Parameters<WsRouter['sendFrame']>[0]
-import { kBuiltinState } from '../symbols.js'
+/** The connection a run answers on: its ids and logger, as a handler's context gives them. */
+interface RunOwner {
+  readonly connectionId: string
+  readonly userId: string
+  readonly log: FastifyBaseLogger
+}
 import type { SendResult } from '../send.js'
 import { RoomPayload, requireMember } from './membership.js'
 
@@ -51,18 +54,18 @@ class AgentRun {
   private toolStarts: Map<string, number[]> | null = null
 
   constructor (
-    readonly conn: Connection,
+    readonly owner: RunOwner,
     /** The `start_agent` frame's id: every event of the run carries it. */
     readonly requestId: MessageId | undefined,
     readonly room: string | undefined
   ) {
     this.context = Object.freeze({
       runId: this.runId,
-      userId: conn.userId,
-      connectionId: conn.id,
+      userId: owner.userId,
+      connectionId: owner.connectionId,
       room,
       signal: this.controller.signal,
-      log: conn.log.child({ runId: this.runId })
+      log: owner.log.child({ runId: this.runId })
     })
   }
 
@@ -71,7 +74,7 @@ class AgentRun {
   }
 
   get log (): FastifyBaseLogger {
-    return this.conn.log
+    return this.owner.log
   }
 
   abort (reason: unknown): void {
@@ -124,14 +127,14 @@ export class AgentRuns {
   }
 
   add (run: AgentRun): void {
-    const runs = this.byConnection.get(run.conn.id)
-    if (runs === undefined) this.byConnection.set(run.conn.id, new Map([[run.runId, run]]))
+    const runs = this.byConnection.get(run.owner.connectionId)
+    if (runs === undefined) this.byConnection.set(run.owner.connectionId, new Map([[run.runId, run]]))
     else runs.set(run.runId, run)
   }
 
   delete (run: AgentRun): void {
-    const runs = this.byConnection.get(run.conn.id)
-    if (runs !== undefined && runs.delete(run.runId) && runs.size === 0) this.byConnection.delete(run.conn.id)
+    const runs = this.byConnection.get(run.owner.connectionId)
+    if (runs !== undefined && runs.delete(run.runId) && runs.size === 0) this.byConnection.delete(run.owner.connectionId)
   }
 
   /** The connection closed: abort its runs and forget them at once. */
@@ -165,11 +168,11 @@ export const StopAgentPayload = Type.Object({ runId: Type.String({ minLength: 1,
  * `start_agent` answers `NOT_CONFIGURED`; past `maxConcurrentRuns` runs on
  * the connection, `OVERLOADED`.
  */
-export function registerAgent (router: WsRouter): AgentRuns {
+export function registerAgent (router: BuiltinHost): AgentRuns {
   const { agent, agentName, maxConcurrentRuns, maxMessageChars } = router.config
   const runs = new AgentRuns()
-  router[kBuiltinState].set('agent', runs)
-  router.onConnectionClosed((conn) => runs.connectionClosed(conn.id))
+  router.state.set('agent', runs)
+  router.onConnectionClosed((connectionId) => runs.connectionClosed(connectionId))
 
   router.on('start_agent', { schema: startAgentSchema(maxMessageChars), replyType: 'agent_started' }, (payload, ctx) => {
     if (agent === undefined) throw new WsRouterError(WireErrorCode.NOT_CONFIGURED, 'No agent is configured on this server')
@@ -178,9 +181,9 @@ export function registerAgent (router: WsRouter): AgentRuns {
     if (runs.countFor(ctx.connectionId) >= maxConcurrentRuns) {
       throw new WsRouterError(WireErrorCode.OVERLOADED, `At most ${maxConcurrentRuns} agent runs at once per connection: stop one or wait for one to end`)
     }
-    const run = new AgentRun(ctx.conn, ctx.id, room)
+    const run = new AgentRun({ connectionId: ctx.connectionId, userId: ctx.userId, log: ctx.log }, ctx.id, room)
     runs.add(run)
-    router.stats.countBuiltin('agent.started')
+    router.countBuiltin('agent.started')
     const started: { runId: string, userId: string, room?: string, agentName: string } = { runId: run.runId, userId: ctx.userId, agentName }
     if (room !== undefined) started.room = room
     // Replied before the runner starts, so agent_started is the run's first frame.
@@ -201,7 +204,7 @@ export function registerAgent (router: WsRouter): AgentRuns {
   return runs
 }
 
-async function execute (router: WsRouter, runs: AgentRuns, run: AgentRun, agent: AgentRunner, input: string, startedSent: Promise<SendResult>): Promise<void> {
+async function execute (router: BuiltinHost, runs: AgentRuns, run: AgentRun, agent: AgentRunner, input: string, startedSent: Promise<SendResult>): Promise<void> {
   const started = await startedSent
   if (!started.ok) {
     // The client never learnt the runId: running the agent would be work for no one.
@@ -212,10 +215,10 @@ async function execute (router: WsRouter, runs: AgentRuns, run: AgentRun, agent:
   // Forgotten before the terminal event, so a client that starts its next
   // run on agent_completed is never refused for this one.
   runs.delete(run)
-  router.stats.countBuiltin(`agent.${outcome.status}`)
+  router.countBuiltin(`agent.${outcome.status}`)
   run.log.debug({ runId: run.runId, status: outcome.status, durationMs: Date.now() - run.startedAt }, 'agent run ended')
   // A closed connection can take no terminal event; trying would only log a NOT_OPEN.
-  if (!run.conn.isOpen) return
+  if (!router.isOpen(run.owner.connectionId)) return
   if (outcome.error !== undefined) {
     await emit(router, run, 'agent_error', { runId: run.runId, code: outcome.error.code, message: outcome.error.message })
   }
@@ -226,7 +229,7 @@ async function execute (router: WsRouter, runs: AgentRuns, run: AgentRun, agent:
 }
 
 /** Pull steps one at a time, each sent before the next is asked for (the client paces the runner). */
-async function iterate (router: WsRouter, run: AgentRun, agent: AgentRunner, input: string): Promise<RunOutcome> {
+async function iterate (router: BuiltinHost, run: AgentRun, agent: AgentRunner, input: string): Promise<RunOutcome> {
   let steps: Steps | undefined
   let outcome: RunOutcome = CANCELLED
   try {
@@ -266,7 +269,7 @@ function nextOrAbort (steps: Steps, run: AgentRun): Promise<NextStep> {
   })
 }
 
-function emitStep (router: WsRouter, run: AgentRun, step: AgentStep): Promise<SendResult> {
+function emitStep (router: BuiltinHost, run: AgentRun, step: AgentStep): Promise<SendResult> {
   const runId = run.runId
   switch (step.type) {
     case 'thinking':
@@ -292,8 +295,8 @@ function progressPayload (runId: string, step: AgentStep): Record<string, unknow
   return payload
 }
 
-function emit (router: WsRouter, run: AgentRun, type: string, payload: unknown, droppable = false): Promise<SendResult> {
-  return router.sendFrame(run.conn, type, run.requestId, payload, droppable ? DROPPABLE : undefined)
+function emit (router: BuiltinHost, run: AgentRun, type: string, payload: unknown, droppable = false): Promise<SendResult> {
+  return router.sendFrame(run.owner.connectionId, type, run.requestId, payload, droppable ? DROPPABLE : undefined)
 }
 
 /** The socket is fine but this event could not go out: the run's transcript would have a hole. */
@@ -302,7 +305,7 @@ function isContentFailure (reason: SendFailure): boolean {
 }
 
 /** Log the real error once; the client sees its own code and message only when they were meant for it. */
-function failed (router: WsRouter, run: AgentRun, err: unknown): RunOutcome {
+function failed (router: BuiltinHost, run: AgentRun, err: unknown): RunOutcome {
   run.log.error({ err, runId: run.runId, environment: router.config.environment }, 'agent run failed')
   const coded = isWsRouterError(err)
   const message = coded || (router.config.exposeErrorMessages && err instanceof Error) ? (err as Error).message : GENERIC_AGENT_MESSAGE

@@ -1,4 +1,4 @@
-import type { WsRouter } from '../router.js'
+import type { BuiltinHost } from '../builtin-host.js'
 
 /**
  * Client → server type names of the system this router replaces. Only
@@ -17,6 +17,6 @@ export const legacyAliases: Readonly<Record<string, string>> = Object.freeze({
   error_message: 'client_error'
 })
 
-export function registerLegacyAliases (router: WsRouter): void {
-  for (const [alias, target] of Object.entries(legacyAliases)) router.registry.alias(alias, target)
+export function registerLegacyAliases (router: BuiltinHost): void {
+  for (const [alias, target] of Object.entries(legacyAliases)) router.alias(alias, target)
 }

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import type { WsRouter } from '../router.js'
+import type { BuiltinHost } from '../builtin-host.js'
 
 /** Longest client text written to a log line, in UTF-8 bytes. */
 export const MAX_LOGGED_BYTES = 1024
@@ -17,10 +17,10 @@ export const ClientErrorPayload = Type.Object({
  * logger, and acked when it has an id. The client chooses every byte of it,
  * so the message and the context are cut to 1 KiB before they reach the log.
  */
-export function registerClientError (router: WsRouter): void {
+export function registerClientError (router: BuiltinHost): void {
   const environment = router.config.environment
   router.on('client_error', { schema: ClientErrorPayload }, (payload, ctx) => {
-    router.stats.countClientError(payload.code)
+    router.countClientError(payload.code)
     const line: Record<string, unknown> = {
       clientCode: payload.code,
       clientMessage: cutToBytes(payload.message, MAX_LOGGED_BYTES),

@@ -1,7 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import type { HandlerContext } from '../context.js'
-import { CloseCode } from '../errors.js'
-import type { WsRouter } from '../router.js'
+import type { BuiltinHost } from '../builtin-host.js'
 
 /** `connect` and `disconnect` need no payload; an empty object is accepted too. */
 export const NoPayload = Type.Union([Type.Undefined(), Type.Object({})])
@@ -17,17 +15,14 @@ const DISCONNECT_ACK = Object.freeze({ status: 'disconnect_acknowledged' })
  * so the client reads the ack before the close frame; a failed ack (already
  * counted and logged by the router) still closes.
  */
-export function registerConnection (router: WsRouter): void {
+export function registerConnection (router: BuiltinHost): void {
   router.on('connect', { schema: NoPayload, replyType: 'connection_ack' }, (_payload, ctx) => ({
     status: 'connected',
     connectionId: ctx.connectionId,
     userId: ctx.userId
   }))
   router.on('disconnect', { schema: NoPayload, replyType: 'connection_ack' }, (_payload, ctx) => {
-    ctx.reply(DISCONNECT_ACK).then(() => closeNormally(router, ctx))
+    const connectionId = ctx.connectionId
+    ctx.reply(DISCONNECT_ACK).then(() => router.closeNormally(connectionId, 'disconnect requested'))
   })
-}
-
-function closeNormally (router: WsRouter, ctx: HandlerContext<unknown>): void {
-  router.closeConnection(ctx.conn, { code: CloseCode.NORMAL, reason: 'disconnect requested', level: false })
 }

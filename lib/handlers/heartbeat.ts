@@ -1,4 +1,4 @@
-import type { WsRouter } from '../router.js'
+import type { BuiltinHost } from '../builtin-host.js'
 
 /**
  * Application-level heartbeats, for clients that cannot see protocol pings
@@ -6,10 +6,10 @@ import type { WsRouter } from '../router.js'
  * `heartbeat_ack` frames need no reply (an `ack` when they carry an id, like
  * every frame with an id); the per-type counters count them.
  */
-export function registerHeartbeat (router: WsRouter): void {
+export function registerHeartbeat (router: BuiltinHost): void {
   router.on('heartbeat', { replyType: 'heartbeat_ack' }, () => ({ status: 'healthy', serverTime: Date.now() }))
-  router.on('pong', noop)
-  router.on('heartbeat_ack', noop)
+  router.on('pong', {}, noop)
+  router.on('heartbeat_ack', {}, noop)
 }
 
 function noop (): void {}

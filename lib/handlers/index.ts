@@ -1,21 +1,20 @@
 import type { BuiltinSwitches } from '../options.js'
-import type { WsRouter } from '../router.js'
+import type { BuiltinHost } from '../builtin-host.js'
 import { registerAgent } from './agent.js'
 import { registerClientError } from './client-error.js'
 import { registerConnection } from './connection.js'
 import { registerRooms } from './rooms.js'
 import { registerTyping, type TypingTracker } from './typing.js'
-import { kBuiltinState } from '../symbols.js'
 import { registerUserMessage } from './user-message.js'
 
 /** The built-ins this module registers, by their switch in `builtins` (`batch` lives with dispatch). */
 export type BuiltinName = Exclude<keyof BuiltinSwitches, 'batch'>
 
-export const builtinRegistrars: Readonly<Record<BuiltinName, (router: WsRouter) => unknown>> = Object.freeze({
+export const builtinRegistrars: Readonly<Record<BuiltinName, (router: BuiltinHost) => unknown>> = Object.freeze({
   connection: registerConnection,
   // Whoever leaves a room stops typing there (the indicator would otherwise last until it expires).
-  rooms: (router: WsRouter) => registerRooms(router, (connectionId, userId, room) => {
-    (router[kBuiltinState].get('typing') as TypingTracker | undefined)?.stop(connectionId, userId, room)
+  rooms: (router: BuiltinHost) => registerRooms(router, (connectionId, userId, room) => {
+    (router.state.get('typing') as TypingTracker | undefined)?.stop(connectionId, userId, room)
   }),
   typing: registerTyping,
   userMessage: registerUserMessage,
@@ -30,7 +29,7 @@ export const builtinRegistrars: Readonly<Record<BuiltinName, (router: WsRouter) 
  * @example
  * app.wsRouter.on('user_message', { schema, override: true }, myHandler)
  */
-export function registerBuiltins (router: WsRouter): void {
+export function registerBuiltins (router: BuiltinHost): void {
   const enabled = router.config.builtins
   for (const name of Object.keys(builtinRegistrars) as BuiltinName[]) {
     if (enabled[name] !== false) builtinRegistrars[name](router)

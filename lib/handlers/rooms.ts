@@ -1,5 +1,5 @@
 import { WireErrorCode, WsRouterError } from '../errors.js'
-import type { WsRouter } from '../router.js'
+import type { BuiltinHost } from '../builtin-host.js'
 import { RoomPayload } from './membership.js'
 
 export { RoomPayload }
@@ -13,14 +13,14 @@ export type OnLeave = (connectionId: string, userId: string, room: string) => vo
  * `maxRoomsPerConnection` rooms gets `ROOM_LIMIT`. Joining twice is not an
  * error (`joined` again); all rooms are left when the connection closes.
  */
-export function registerRooms (router: WsRouter, onLeave?: OnLeave): void {
+export function registerRooms (router: BuiltinHost, onLeave?: OnLeave): void {
   const { authorizeJoin, maxRoomsPerConnection } = router.config
   router.on('join', { schema: RoomPayload, replyType: 'joined' }, async (payload, ctx) => {
     const room = payload.room
     if (authorizeJoin !== undefined && await authorizeJoin(ctx, room) !== true) {
       throw new WsRouterError(WireErrorCode.FORBIDDEN, `Not allowed to join room "${room}"`)
     }
-    if (!router.isMember(ctx.connectionId, room) && router.adapter.roomCount(ctx.connectionId) >= maxRoomsPerConnection) {
+    if (!router.isMember(ctx.connectionId, room) && router.roomCount(ctx.connectionId) >= maxRoomsPerConnection) {
       throw new WsRouterError(WireErrorCode.ROOM_LIMIT, `A connection may be in at most ${maxRoomsPerConnection} rooms`)
     }
     router.join(ctx.connectionId, room)

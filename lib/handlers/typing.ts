@@ -1,6 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { WsRouter } from '../router.js'
-import { kBuiltinState } from '../symbols.js'
+import type { BuiltinHost } from '../builtin-host.js'
 import { RoomPayload, requireMember } from './membership.js'
 
 /** One user typing in one room. */
@@ -32,7 +31,7 @@ export class TypingTracker {
   private readonly tickMs: number
   private timer: NodeJS.Timeout | null = null
 
-  constructor (private readonly router: WsRouter) {
+  constructor (private readonly router: BuiltinHost) {
     this.throttleMs = router.config.typingThrottleMs
     this.timeoutMs = router.config.typingTimeoutMs
     this.tickMs = Math.min(1000, Math.max(5, Math.floor(this.timeoutMs / 10)))
@@ -74,7 +73,7 @@ export class TypingTracker {
       entry.expiresAt = now + this.timeoutMs
       if (entry.connectionId !== connectionId) this.moveTo(entry, connectionId, log)
       if (now - entry.broadcastAt < this.throttleMs) {
-        this.router.stats.countBuiltin('typing.throttled')
+        this.router.countBuiltin('typing.throttled')
         return
       }
     }
@@ -107,14 +106,14 @@ export class TypingTracker {
       for (const entry of users.values()) {
         if (entry.expiresAt > now) continue
         this.remove(entry)
-        this.router.stats.countBuiltin('typing.expired')
+        this.router.countBuiltin('typing.expired')
         this.broadcast(entry, false, entry.connectionId)
       }
     }
   }
 
   private broadcast (entry: TypingEntry, typing: boolean, except: string): void {
-    this.router.stats.countBuiltin('typing.broadcast')
+    this.router.countBuiltin('typing.broadcast')
     // Not awaited: an indicator is best effort, and the fan-out counts and logs its own failures.
     this.router.sendToRoom(entry.room, 'typing', { room: entry.room, userId: entry.userId, typing }, { except, droppable: true })
       .catch((err: unknown) => entry.log.error({ err, room: entry.room, environment: this.router.config.environment }, 'typing broadcast failed'))
@@ -162,10 +161,10 @@ function sweepTyping (tracker: TypingTracker): void {
  * after `typingTimeoutMs` (`typing: false`); a closing connection stops its
  * indicators. The frames themselves get an `ack` when they have an id.
  */
-export function registerTyping (router: WsRouter): TypingTracker {
+export function registerTyping (router: BuiltinHost): TypingTracker {
   const tracker = new TypingTracker(router)
-  router[kBuiltinState].set('typing', tracker)
-  router.onConnectionClosed((conn) => tracker.connectionClosed(conn.id))
+  router.state.set('typing', tracker)
+  router.onConnectionClosed((connectionId) => tracker.connectionClosed(connectionId))
   router.on('typing_started', { schema: RoomPayload }, (payload, ctx) => {
     requireMember(router, ctx.connectionId, payload.room)
     tracker.start(ctx.connectionId, ctx.userId, ctx.log, payload.room, Date.now())

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
 import type { UserMessage } from '../agent-types.js'
-import type { FanoutResult, WsRouter } from '../router.js'
+import type { BuiltinHost, FanoutResult } from '../builtin-host.js'
 import { RoomPayload, requireMember } from './membership.js'
 
 /** What the sender learns about its message's fan-out. */
@@ -51,7 +51,7 @@ export function userMessageSchema (maxMessageChars: number) {
  * sender's other tabs included) get `message`; the sender gets `message_ack`
  * with the fan-out's outcome, counted, not assumed.
  */
-export function registerUserMessage (router: WsRouter): void {
+export function registerUserMessage (router: BuiltinHost): void {
   const onUserMessage = router.config.onUserMessage
   router.on('user_message', { schema: userMessageSchema(router.config.maxMessageChars), replyType: 'message_ack' }, async (payload, ctx): Promise<MessageAck> => {
     const room = payload.room

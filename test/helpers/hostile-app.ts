@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { Type } from '@sinclair/typebox'
 import { WsRouterError, wsRouter, type AgentStep, type WsRouterOptions } from '../../lib/index.js'
 import { agentRunsOf, typingTrackerOf } from './internals.js'
+import { engineOf } from './internals.js'
 
 /**
  * The server the hostile frames are aimed at, shared by the property tests
@@ -65,8 +66,8 @@ export function registries (app: FastifyInstance): Record<string, number> {
   const stats = router.getStats()
   return {
     connections: router.connectionCount,
-    admissions: router.admissions.size,
-    deadlines: router.sweeper.size,
+    admissions: engineOf(router).admissions.size,
+    deadlines: engineOf(router).sweeper.size,
     rooms: stats.rooms,
     users: stats.users,
     typing: typingTrackerOf(router)?.connections ?? 0,

@@ -5,6 +5,7 @@ import { buildConfig } from '../../lib/options.js'
 import { WsRouter } from '../../lib/router.js'
 import type { WsRouterOptions } from '../../lib/index.js'
 import { logSink, type LogLine } from './server.js'
+import { kEngine } from '../../lib/symbols.js'
 
 /**
  * Just enough of a ws WebSocket for unit tests of the connection part:
@@ -61,11 +62,11 @@ export function stubRouter (options: WsRouterOptions = {}): { router: WsRouter, 
   // Fastify's own logger (pino), writing JSON lines to the sink.
   const log = Fastify({ logger: { level: 'info', stream: sink.stream } }).log
   const router = new WsRouter(buildConfig({ environment: 'test', ...options }), log)
-  router.lock()
+  router[kEngine].lock()
   const open = (userId = 'u'): { socket: StubSocket, id: string } => {
     const socket = new StubSocket()
     const request = { log } as unknown as FastifyRequest
-    const conn = router.accept(socket as unknown as WebSocket, request, { userId })
+    const conn = router[kEngine].accept(socket as unknown as WebSocket, request, { userId })
     return { socket, id: conn.id }
   }
   return { router, logs: sink.lines, open }

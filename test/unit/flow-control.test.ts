@@ -1,5 +1,6 @@
 import t from 'tap'
 import { stubRouter } from '../helpers/stub-socket.js'
+import { engineOf } from '../helpers/internals.js'
 
 // The connection's flow control: reading pauses at maxInFlight running
 // handlers or calls, and resumes under it (never on a closed socket).
@@ -7,7 +8,7 @@ import { stubRouter } from '../helpers/stub-socket.js'
 t.test('hold at the cap, resume under it', async (t) => {
   const { router, open } = stubRouter()
   const { socket, id } = open()
-  const conn = router.connection(id)
+  const conn = engineOf(router).connection(id)
   if (conn === undefined) throw new Error('no connection')
   const running = [{ cancel: () => {} }, { cancel: () => {} }]
   conn.addPending(running[0] as never)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { stubRouter } from '../helpers/stub-socket.js'
-import { heartbeatTick } from '../helpers/internals.js'
+import { engineOf, heartbeatTick } from '../helpers/internals.js'
 
 // Liveness with an injected clock: one heartbeat pass at a chosen time.
 
@@ -11,8 +11,8 @@ t.test('a silent connection is terminated, a live one pinged, a paused one spare
   const live = open('live')
   const busy = open('busy')
   const start = Date.now()
-  const liveConn = router.connection(live.id)
-  const busyConn = router.connection(busy.id)
+  const liveConn = engineOf(router).connection(live.id)
+  const busyConn = engineOf(router).connection(busy.id)
   if (liveConn === undefined || busyConn === undefined) throw new Error('no connection')
   heartbeatTick(router, start + 60_000)
   t.same([silent.socket.pings, live.socket.pings, busy.socket.pings], [1, 1, 1], 'everyone pinged within the window')
@@ -34,7 +34,7 @@ t.test('idle timeout closes with 1001; connection age asks to reconnect, then 10
   const idle = open('idle')
   const old = open('old')
   const start = Date.now()
-  const oldConn = router.connection(old.id)
+  const oldConn = engineOf(router).connection(old.id)
   if (oldConn === undefined) throw new Error('no connection')
   oldConn.lastFrameAt = start + 200_000
   heartbeatTick(router, start + 100_001)

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { sendText, writeNow } from '../../lib/send.js'
 import { stubRouter } from '../helpers/stub-socket.js'
+import { engineOf } from '../helpers/internals.js'
 
 // The connection part's outbound sends, on a stub socket.
 
@@ -9,7 +10,7 @@ const limits = { maxOutboundBytes: 1000, highWaterMarkBytes: 100, maxBufferedByt
 function connection () {
   const { router, open } = stubRouter()
   const { socket, id } = open()
-  const conn = router.connection(id)
+  const conn = engineOf(router).connection(id)
   if (conn === undefined) throw new Error('no connection')
   socket.sent.length = 0 // connection_established
   return { socket, conn }

@@ -1,0 +1,98 @@
+import { CloseCode, SendFailure } from './errors.js'
+import type { Connection } from './connection.js'
+import type { RouterCore } from './core.js'
+import { closeConnection } from './closing.js'
+import { encodeFrame, type MessageId } from './envelope.js'
+import { validationDetails, type SchemaCheck } from './schema.js'
+import { failure, sendText, writeNow, type SendFailed, type SendOptions, type SendResult } from './send.js'
+
+/**
+ * Sends to one connection and their accounting: every send is counted, a
+ * failure is logged once, and a must-deliver send that cannot get through
+ * closes the connection with 1013. Never throws.
+ */
+
+export interface OutboundOptions extends SendOptions {
+  /** The route whose reply schema the payload must satisfy (with `validateOutbound`). */
+  readonly route?: { readonly replyCheck: SchemaCheck | null }
+}
+
+/** Serialise, check and write one frame; count the outcome and log a failure once. */
+export function sendFrame (core: RouterCore, conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options?: OutboundOptions): Promise<SendResult> {
+  if (!conn.isOpen) return Promise.resolve(sendFailed(core, conn, type, id, failure(SendFailure.NOT_OPEN)))
+  const route = options?.route
+  if (route !== undefined && route.replyCheck !== null && core.config.validateOutbound && !route.replyCheck.Check(payload)) {
+    const details = validationDetails(route.replyCheck, payload)
+    return Promise.resolve(sendFailed(core, conn, type, id, failure(SendFailure.INVALID_OUTBOUND), details))
+  }
+  const encoded = encodeFrame(type, id, payload)
+  if (!encoded.ok) return Promise.resolve(sendFailed(core, conn, type, id, failure(SendFailure.SERIALIZE, encoded.error)))
+  return sendText(conn, encoded.text, core.config, options).then((result) => {
+    if (result.ok) {
+      core.stats.sendsOk++
+      return result
+    }
+    if (result.reason === SendFailure.DROPPED) {
+      // A droppable frame (typing, progress) dropped for a slow client: counted, not logged.
+      countFailedSend(core, conn, type, result)
+      return result
+    }
+    return sendFailed(core, conn, type, id, result)
+  })
+}
+
+/** One encoded frame written without waiting on the socket; its outcome counted, a failure logged once. */
+export function writeFrameNow (core: RouterCore, conn: Connection, type: string, id: MessageId | undefined, text: string): void {
+  const outcome = writeNow(conn, text, core.config, false)
+  if (outcome === 'WRITTEN' || outcome === 'BUFFERED') core.stats.sendsOk++
+  else sendFailed(core, conn, type, id, failure(outcome))
+}
+
+/** Write a serialised JSON-RPC response (or batch of them); counted, a failure logged once. */
+export function sendJsonRpc (core: RouterCore, conn: Connection, text: string, label: string): void {
+  if (!conn.isOpen) {
+    sendFailed(core, conn, label, undefined, failure(SendFailure.NOT_OPEN))
+    return
+  }
+  sendText(conn, text, core.config).then((result) => {
+    if (result.ok) core.stats.sendsOk++
+    else sendFailed(core, conn, label, undefined, result)
+  }, noop)
+}
+
+/** A send that failed (or was refused before the socket, a second reply say): counted and logged once. */
+export function sendFailed (core: RouterCore, conn: Connection, type: string, id: MessageId | undefined, result: SendFailed, details?: unknown): SendResult {
+  countFailedSend(core, conn, type, result)
+  conn.log[core.config.sendFailureLogLevel]({
+    messageType: type,
+    messageId: id,
+    reason: result.reason,
+    state: conn.state,
+    bufferedAmount: conn.socket.bufferedAmount,
+    environment: core.config.environment,
+    details,
+    err: result.error
+  }, 'websocket send failed')
+  return result
+}
+
+/** Count a failed send; a must-deliver frame that met a full buffer closes its connection with 1013. */
+export function countFailedSend (core: RouterCore, conn: Connection, type: string, result: SendFailed): void {
+  core.stats.countSendFailure(result.reason)
+  if (result.reason === SendFailure.DROPPED) core.stats.countDropped(type)
+  else if (result.reason === SendFailure.BACKPRESSURE) closeStuck(core, conn)
+}
+
+/** A must-deliver send could not get through: the client cannot keep up. */
+function closeStuck (core: RouterCore, conn: Connection): void {
+  closeConnection(core, conn, {
+    code: CloseCode.TRY_AGAIN_LATER,
+    reason: 'client too slow',
+    counter: 'backpressureCloses',
+    level: 'warn',
+    message: 'closing websocket: client does not read fast enough (1013)',
+    fields: { bufferedAmount: conn.socket.bufferedAmount, maxBufferedBytes: core.config.maxBufferedBytes }
+  })
+}
+
+function noop (): void {}
