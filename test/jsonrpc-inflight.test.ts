@@ -32,3 +32,31 @@ t.test('at maxInFlight JSON-RPC calls, reading pauses; a later call waits, then 
   t.same(answers.map((a) => [a.id, a.result ?? a.error?.code]).sort(), [[1, 'done'], [2, 'done'], [3, 'now']])
   t.equal(server.app.wsRouter.getStats().overloaded, 0)
 })
+
+t.test('envelope handlers and JSON-RPC calls share one cap: one of each at maxInFlight 2 pauses reading', async (t) => {
+  let release: () => void = () => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const server = await startServer({ maxInFlight: 2 }, (app) => {
+    app.wsRouter.on('slow', async () => { await gate; return { done: true } })
+    app.wsRouter.method('wait', async () => { await gate; return 'done' })
+  })
+  t.teardown(server.close)
+  const ws = new WebSocket(server.url)
+  t.teardown(() => ws.terminate())
+  const answers: Array<Record<string, unknown>> = []
+  ws.on('message', (data) => {
+    const frame = JSON.parse(data.toString())
+    if (frame.type !== 'connection_established') answers.push(frame)
+  })
+  await new Promise((resolve) => ws.once('open', resolve))
+  ws.send(JSON.stringify({ type: 'slow', id: 'e1' }))
+  ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'wait', id: 1 }))
+  await delay(100)
+  ws.send(JSON.stringify({ type: 'ping', id: 'p1' }))
+  await delay(200)
+  t.same(answers, [], 'the ping is neither refused nor answered while reading is paused')
+  release()
+  while (answers.length < 3) await delay(5)
+  t.same(answers.map((a) => a.id).sort(), [1, 'e1', 'p1'].sort())
+  t.equal(server.app.wsRouter.getStats().overloaded, 0)
+})
