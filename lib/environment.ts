@@ -1,4 +1,5 @@
 import { FST_WSR_INVALID_ENVIRONMENT } from './errors.js'
+import type { EnvironmentPreset } from './option-schema.js'
 
 /**
  * Environment detection and presets. This is the only module that reads
@@ -7,24 +8,8 @@ import { FST_WSR_INVALID_ENVIRONMENT } from './errors.js'
 
 export type EnvironmentName = 'development' | 'test' | 'staging' | 'production'
 
-export type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
-
-export interface EnvironmentPreset {
-  /** How often the server pings every connection. */
-  readonly heartbeatIntervalMs: number
-  /** A connection with no pong and no frame for this long is not alive. */
-  readonly livenessWindowMs: number
-  /** Whether `error` frames carry an unexpected error's own message. */
-  readonly exposeErrorMessages: boolean
-  /** Whether replies are checked against their declared reply schema before sending. */
-  readonly validateOutbound: boolean
-  /** Log level of failed sends. */
-  readonly sendFailureLogLevel: LogLevelName
-  /** Connections older than this are asked to reconnect (0: no limit). */
-  readonly maxConnectionAgeMs: number
-  /** Time `app.close()` gives clients to close before they are terminated. */
-  readonly shutdownGraceMs: number
-}
+/** One environment's values of the options whose default is *preset*; the type is derived from the option schema. */
+export type { EnvironmentPreset, LogLevelName } from './option-schema.js'
 
 export interface ResolvedEnvironment {
   readonly name: EnvironmentName

@@ -1,102 +1,47 @@
-import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { resolveEnvironment, type EnvironmentName, type EnvironmentSource, type LogLevelName } from './environment.js'
+import { resolveEnvironment, type EnvironmentName, type EnvironmentSource } from './environment.js'
 import { FST_WSR_INVALID_OPTION, FST_WSR_UNKNOWN_OPTION } from './errors.js'
 import type { RouterAdapter } from './adapter.js'
 import { MemoryAdapter } from './adapters/memory.js'
-import type { HandlerContext } from './context.js'
-import type { AgentRunner, UserMessage } from './agent-types.js'
-import type { MetricsConfig, MetricsRegistry } from './metrics.js'
+import type { MetricsConfig } from './metrics.js'
+import {
+  BuiltinsSchema,
+  HealthSchema,
+  MetricsSchema,
+  OptionsSchema,
+  defaultsOf,
+  optionProperties,
+  type BuiltinSwitches,
+  type HealthOption,
+  type MetricsOption,
+  type OptionName,
+  type OptionProperties,
+  type RateLimitOption,
+  type WsRouterOptions
+} from './option-schema.js'
+import type { Static, TSchema } from '@sinclair/typebox'
 
 /**
- * Plugin options: validated once at registration into a frozen config.
- * A key that is not listed here is an error, never a silent default.
+ * Plugin options → the frozen config: validated once at registration
+ * against the one schema (lib/option-schema.ts), then, in this order, the
+ * schema's defaults, the environment preset (lib/environment.ts) and the
+ * given options, then the few options whose config value is worked out
+ * (`resolvers`). A key the schema does not list is an error, never a silent
+ * default.
  */
 
-export type UnknownTypePolicy = 'ack' | 'error' | 'ignore'
-
-import type { Authenticate } from './identity.js'
 export type { Identity, Authenticate } from './identity.js'
-
-/** Decide whether a connection may join a room; false refuses with `FORBIDDEN`. */
-export type AuthorizeJoin = (ctx: HandlerContext<unknown>, room: string) => boolean | Promise<boolean>
-
-export interface RateLimitOption {
-  /** Sustained rate. */
-  messagesPerSecond: number
-  /** Frames accepted at once before the rate applies. */
-  burst: number
-}
-
-const PositiveInt = (maximum: number) => Type.Integer({ minimum: 1, maximum })
-const Milliseconds = Type.Integer({ minimum: 1, maximum: 24 * 60 * 60 * 1000 })
-const LogLevel = Type.Union(['trace', 'debug', 'info', 'warn', 'error', 'fatal'].map((level) => Type.Literal(level)))
-
-const OptionsSchema = Type.Partial(Type.Object({
-  path: Type.String({ pattern: '^/', maxLength: 2048 }),
-  environment: Type.String({ minLength: 1 }),
-  maxPayloadBytes: PositiveInt(100 * 1024 * 1024),
-  maxOutboundBytes: PositiveInt(100 * 1024 * 1024),
-  maxDepth: PositiveInt(1000),
-  sendTimeoutMs: Milliseconds,
-  highWaterMarkBytes: PositiveInt(1024 * 1024 * 1024),
-  unknownType: Type.Union([Type.Literal('ack'), Type.Literal('error'), Type.Literal('ignore')]),
-  maxConsecutiveErrors: PositiveInt(1_000_000),
-  handlerTimeoutMs: Milliseconds,
-  heartbeatIntervalMs: Milliseconds,
-  livenessWindowMs: Milliseconds,
-  exposeErrorMessages: Type.Boolean(),
-  validateOutbound: Type.Boolean(),
-  sendFailureLogLevel: LogLevel,
-  maxConnectionAgeMs: Type.Integer({ minimum: 0, maximum: 7 * 24 * 60 * 60 * 1000 }),
-  shutdownGraceMs: Milliseconds,
-  authenticate: Type.Function([], Type.Unknown()),
-  allowAnonymous: Type.Boolean(),
-  authTimeoutMs: Milliseconds,
-  allowedOrigins: Type.Array(Type.String({ minLength: 1 }), { maxItems: 1000 }),
-  requireOrigin: Type.Boolean(),
-  maxConnections: Type.Integer({ minimum: 0 }),
-  maxConnectionsPerUser: Type.Integer({ minimum: 0 }),
-  maxBufferedBytes: PositiveInt(4 * 1024 * 1024 * 1024),
-  rateLimit: Type.Union([
-    Type.Literal(false),
-    Type.Object({ messagesPerSecond: Type.Number({ exclusiveMinimum: 0 }), burst: PositiveInt(1_000_000) }, { additionalProperties: false })
-  ]),
-  maxInFlight: PositiveInt(100_000),
-  idleTimeoutMs: Type.Integer({ minimum: 0, maximum: 7 * 24 * 60 * 60 * 1000 }),
-  maxRoomsPerConnection: PositiveInt(100_000),
-  authorizeJoin: Type.Function([], Type.Unknown()),
-  typingThrottleMs: Type.Integer({ minimum: 0, maximum: 60 * 60 * 1000 }),
-  typingTimeoutMs: Milliseconds,
-  maxMessageChars: PositiveInt(1024 * 1024),
-  onUserMessage: Type.Function([], Type.Unknown()),
-  agent: Type.Function([], Type.Unknown()),
-  agentName: Type.String({ minLength: 1, maxLength: 128 }),
-  maxConcurrentRuns: PositiveInt(1000),
-  maxBatchSize: PositiveInt(10_000),
-  legacyAliases: Type.Boolean(),
-  protocol: Type.Union([Type.Literal('auto'), Type.Literal('envelope'), Type.Literal('jsonrpc')]),
-  builtins: Type.Object({
-    connection: Type.Optional(Type.Boolean()),
-    rooms: Type.Optional(Type.Boolean()),
-    typing: Type.Optional(Type.Boolean()),
-    userMessage: Type.Optional(Type.Boolean()),
-    agent: Type.Optional(Type.Boolean()),
-    clientError: Type.Optional(Type.Boolean()),
-    batch: Type.Optional(Type.Boolean())
-  }, { additionalProperties: false }),
-  // Checked by duck typing below: an adapter's methods live on its prototype.
-  adapter: Type.Object({}),
-  metrics: Type.Union([Type.Boolean(), Type.Object({
-    registry: Type.Optional(Type.Object({})),
-    prefix: Type.Optional(Type.String({ pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]*$', maxLength: 64 })),
-    path: Type.Optional(Type.Union([Type.Literal(false), Type.String({ pattern: '^/', maxLength: 2048 })]))
-  }, { additionalProperties: false })]),
-  health: Type.Union([Type.Boolean(), Type.Object({
-    livenessPath: Type.Optional(Type.Union([Type.Literal(false), Type.String({ pattern: '^/', maxLength: 2048 })])),
-    readinessPath: Type.Optional(Type.Union([Type.Literal(false), Type.String({ pattern: '^/', maxLength: 2048 })]))
-  }, { additionalProperties: false })])
-}, { additionalProperties: true }))
+export type {
+  AuthorizeJoin,
+  BuiltinSwitches,
+  HealthOption,
+  MetricsOption,
+  OnUserMessage,
+  RateLimitOption,
+  RouteProtocol,
+  UnknownTypePolicy,
+  WsRouterOptions
+} from './option-schema.js'
 
 /**
  * Fastify passes its own register options to every plugin. `prefix` is not
@@ -105,233 +50,83 @@ const OptionsSchema = Type.Partial(Type.Object({
  */
 const fastifyRegisterKeys = new Set(['logLevel', 'logSerializers'])
 
-type OptionValues = Static<typeof OptionsSchema>
-
-/** Options accepted by `app.register(wsRouter, options)`. Every key is optional. */
-export interface WsRouterOptions {
-  /** URL path of the WebSocket route. Default `/ws`. */
-  path?: string
-  /** `development`, `test`, `staging` or `production`. Default: from `ENVIRONMENT`, then `NODE_ENV`. */
-  environment?: EnvironmentName | string
-  /** Largest inbound frame, enforced by ws (close 1009). Default 64 KiB. */
-  maxPayloadBytes?: number
-  /** Largest outbound frame; a larger send fails with `TOO_LARGE`. Default 1 MiB. */
-  maxOutboundBytes?: number
-  /** Deepest JSON nesting accepted in a frame. Default 32. */
-  maxDepth?: number
-  /** How long a send may wait for the socket buffer to drain. Default 10 000 ms. */
-  sendTimeoutMs?: number
-  /** Socket buffer size above which sends wait for drain. Default 256 KiB. */
-  highWaterMarkBytes?: number
-  /** What a frame of an unregistered type gets. Default `ack`. */
-  unknownType?: UnknownTypePolicy
-  /** Failed frames in a row before the connection is closed with 1011. Default 5. */
-  maxConsecutiveErrors?: number
-  /** Time a handler may take before `HANDLER_TIMEOUT`. Default 30 000 ms. */
-  handlerTimeoutMs?: number
-  /** Preset override: ping interval. */
-  heartbeatIntervalMs?: number
-  /** Preset override: silence after which a connection is not alive. */
-  livenessWindowMs?: number
-  /** Preset override: send unexpected errors' messages to clients. */
-  exposeErrorMessages?: boolean
-  /** Preset override: check replies against their reply schema. */
-  validateOutbound?: boolean
-  /** Preset override: log level of failed sends. */
-  sendFailureLogLevel?: LogLevelName
-  /** Preset override: maximum connection age, 0 for none. */
-  maxConnectionAgeMs?: number
-  /** Preset override: time given to clients on `app.close()`. */
-  shutdownGraceMs?: number
-  /** Identify the client before the upgrade; `null` refuses it with 401. */
-  authenticate?: Authenticate
-  /** Accept clients without `authenticate` in production. Default false. */
-  allowAnonymous?: boolean
-  /** Time `authenticate` may take before the upgrade is refused with 500. Default 10 000 ms. */
-  authTimeoutMs?: number
-  /** Origins allowed to connect (`https://app.example.com`, `https://*.example.com`). Default: any. */
-  allowedOrigins?: string[]
-  /** Refuse requests without an Origin header (browsers only). Default false. */
-  requireOrigin?: boolean
-  /** Open connections on this router, 0 for no limit; over it: HTTP 503. Default 10 000. */
-  maxConnections?: number
-  /** Open connections per user, 0 for no limit; over it: HTTP 429. Default 20. */
-  maxConnectionsPerUser?: number
-  /** Hard cap of a connection's send buffer; a connection stuck over it is closed with 1013. Default 1 MiB. */
-  maxBufferedBytes?: number
-  /** Inbound token bucket per connection, or false. Default 100 per second, burst 200. */
-  rateLimit?: RateLimitOption | false
-  /** Handlers running at once per connection; beyond: `OVERLOADED` and reading pauses. Default 32. */
-  maxInFlight?: number
-  /** Close a connection that sent no frame for this long (1001), 0 for never. Default 0. */
-  idleTimeoutMs?: number
-  /** Rooms one connection may be in. Default 100. */
-  maxRoomsPerConnection?: number
-  /** May this connection join this room? Default: yes. */
-  authorizeJoin?: AuthorizeJoin
-  /** Where users and rooms live; default: this process's memory. */
-  adapter?: RouterAdapter
-  /** Repeated `typing_started` of a user in a room within this time is not re-broadcast. Default 2 000 ms. */
-  typingThrottleMs?: number
-  /** A `typing_started` without a stop expires (broadcast `typing: false`) after this. Default 5 000 ms. */
-  typingTimeoutMs?: number
-  /** Longest `user_message` text, in characters. Default 4 000. */
-  maxMessageChars?: number
-  /** Persist, enrich (return the message) or refuse (throw a `WsRouterError`) a user message before fan-out. */
-  onUserMessage?: OnUserMessage
-  /** The agent runner behind `start_agent`; without it `start_agent` answers `NOT_CONFIGURED`. */
-  agent?: AgentRunner
-  /** Name reported in `agent_started`. Default: the runner function's name, else `agent`. */
-  agentName?: string
-  /** Agent runs at once per connection; beyond: `OVERLOADED`. Default 3. */
-  maxConcurrentRuns?: number
-  /** Most messages in one `batch`; beyond: `BATCH_TOO_LARGE`. Default 50. */
-  maxBatchSize?: number
-  /** Accept the old system's message type names (`chat`, `agent_request`, ...). Default false. */
-  legacyAliases?: boolean
-  /** `auto` (envelopes and JSON-RPC 2.0), `envelope` or `jsonrpc` only. Default `auto`. */
-  protocol?: RouteProtocol
-  /** Switch built-in handlers off: `{ typing: false }`. All on by default. */
-  builtins?: BuiltinSwitches
-  /**
-   * Prometheus metrics through prom-client (an optional peer dependency,
-   * loaded only when this is set). `true`: prom-client's global registry,
-   * prefix `wsr_`, served on `GET /metrics`. Default false.
-   */
-  metrics?: boolean | MetricsOption
-  /**
-   * Liveness and readiness routes. `true`: `GET /health/live` and
-   * `GET /health/ready`. Default false.
-   */
-  health?: boolean | HealthOption
-}
-
-export interface MetricsOption {
-  /** A prom-client `Registry`; default prom-client's global `register`. */
-  registry?: MetricsRegistry
-  /** Prefix of every metric name. Default `wsr_`. */
-  prefix?: string
-  /** Route serving the registry's exposition, or false when the app serves it. Default `/metrics`. */
-  path?: string | false
-}
-
-export interface HealthOption {
-  /** Liveness route, or false for none. Default `/health/live`. */
-  livenessPath?: string | false
-  /** Readiness route, or false for none. Default `/health/ready`. */
-  readinessPath?: string | false
-}
-
 export interface HealthConfig {
   readonly livenessPath: string | false
   readonly readinessPath: string | false
 }
 
-export type RouteProtocol = 'auto' | 'envelope' | 'jsonrpc'
+/**
+ * Options whose config value is not the given value or its default as it
+ * is: frozen copies, objects with their nested defaults, a default that
+ * depends on another option. Each gets the given value (undefined when not
+ * given) and all given options. Their return types are the config's types.
+ */
+const resolvers = {
+  allowedOrigins: (origins: string[] | undefined): readonly string[] | undefined =>
+    origins === undefined ? undefined : Object.freeze([...origins]),
+  rateLimit: (rateLimit: RateLimitOption | false | undefined): Readonly<RateLimitOption> | false =>
+    rateLimit === undefined ? optionProperties.rateLimit.default : rateLimit === false ? false : Object.freeze({ ...rateLimit }),
+  adapter: (adapter: RouterAdapter | undefined): RouterAdapter => adapter ?? new MemoryAdapter(),
+  agentName: (name: string | undefined, given: WsRouterOptions): string =>
+    name ?? (given.agent !== undefined && given.agent.name !== '' ? given.agent.name : 'agent'),
+  builtins: (switches: BuiltinSwitches | undefined): Readonly<Required<BuiltinSwitches>> =>
+    Object.freeze(withNestedDefaults(BuiltinsSchema.properties, switches)),
+  metrics: (metrics: boolean | MetricsOption | undefined): MetricsConfig | false => {
+    if (metrics === undefined || metrics === false) return false
+    const given: MetricsOption = metrics === true ? {} : metrics
+    return Object.freeze({ ...withNestedDefaults(MetricsSchema.properties, given), registry: given.registry })
+  },
+  health: (health: boolean | HealthOption | undefined): HealthConfig | false =>
+    health === undefined || health === false ? false : Object.freeze(withNestedDefaults(HealthSchema.properties, health === true ? {} : health))
+} satisfies { [K in OptionName]?: (value: WsRouterOptions[K], given: WsRouterOptions) => unknown }
 
-export interface BuiltinSwitches {
-  connection?: boolean
-  rooms?: boolean
-  typing?: boolean
-  userMessage?: boolean
-  agent?: boolean
-  clientError?: boolean
-  batch?: boolean
+type Resolved = { [K in keyof typeof resolvers]: ReturnType<(typeof resolvers)[K]> } & {
+  /** The resolved environment name. */
+  environment: EnvironmentName
+  /** True when running on Google Cloud Run (`K_SERVICE` is set). */
+  cloudRun: boolean
 }
 
-export type OnUserMessage = (ctx: HandlerContext<unknown>, message: UserMessage) => UserMessage | undefined | void | Promise<UserMessage | undefined | void>
+/**
+ * The config value of an option that has no resolver: its own type, or
+ * `undefined` too when it has no default of any kind.
+ */
+type ConfigValue<S extends TSchema> = S extends { default: unknown } | { preset: true } ? Static<S> : Static<S> | undefined
 
-export interface RouterConfig {
-  readonly path: string
-  readonly environment: EnvironmentName
-  readonly cloudRun: boolean
-  readonly maxPayloadBytes: number
-  readonly maxOutboundBytes: number
-  readonly maxDepth: number
-  readonly sendTimeoutMs: number
-  readonly highWaterMarkBytes: number
-  readonly unknownType: UnknownTypePolicy
-  readonly maxConsecutiveErrors: number
-  readonly handlerTimeoutMs: number
-  readonly heartbeatIntervalMs: number
-  readonly livenessWindowMs: number
-  readonly exposeErrorMessages: boolean
-  readonly validateOutbound: boolean
-  readonly sendFailureLogLevel: LogLevelName
-  readonly maxConnectionAgeMs: number
-  readonly shutdownGraceMs: number
-  readonly authenticate: Authenticate | undefined
-  readonly allowAnonymous: boolean
-  readonly authTimeoutMs: number
-  readonly allowedOrigins: readonly string[] | undefined
-  readonly requireOrigin: boolean
-  readonly maxConnections: number
-  readonly maxConnectionsPerUser: number
-  readonly maxBufferedBytes: number
-  readonly rateLimit: Readonly<RateLimitOption> | false
-  readonly maxInFlight: number
-  readonly idleTimeoutMs: number
-  readonly maxRoomsPerConnection: number
-  readonly authorizeJoin: AuthorizeJoin | undefined
-  readonly adapter: RouterAdapter
-  readonly typingThrottleMs: number
-  readonly typingTimeoutMs: number
-  readonly maxMessageChars: number
-  readonly onUserMessage: OnUserMessage | undefined
-  readonly agent: AgentRunner | undefined
-  readonly agentName: string
-  readonly maxConcurrentRuns: number
-  readonly maxBatchSize: number
-  readonly legacyAliases: boolean
-  readonly protocol: RouteProtocol
-  readonly builtins: Readonly<Required<BuiltinSwitches>>
-  readonly metrics: MetricsConfig | false
-  readonly health: HealthConfig | false
+/** The resolved options (`app.wsRouter.config`): every option with its default or preset applied, frozen. */
+export type RouterConfig = {
+  readonly [K in OptionName | keyof Resolved]: K extends keyof Resolved ? Resolved[K] : K extends OptionName ? ConfigValue<OptionProperties[K]> : never
 }
 
-export const defaultOptions = Object.freeze({
-  path: '/ws',
-  maxPayloadBytes: 64 * 1024,
-  maxOutboundBytes: 1024 * 1024,
-  maxDepth: 32,
-  sendTimeoutMs: 10_000,
-  highWaterMarkBytes: 256 * 1024,
-  unknownType: 'ack' as UnknownTypePolicy,
-  maxConsecutiveErrors: 5,
-  handlerTimeoutMs: 30_000,
-  allowAnonymous: false,
-  authTimeoutMs: 10_000,
-  requireOrigin: false,
-  maxConnections: 10_000,
-  maxConnectionsPerUser: 20,
-  maxBufferedBytes: 1024 * 1024,
-  rateLimit: Object.freeze({ messagesPerSecond: 100, burst: 200 }) as Readonly<RateLimitOption> | false,
-  maxInFlight: 32,
-  idleTimeoutMs: 0,
-  maxRoomsPerConnection: 100,
-  typingThrottleMs: 2000,
-  typingTimeoutMs: 5000,
-  maxMessageChars: 4000,
-  maxConcurrentRuns: 3,
-  maxBatchSize: 50,
-  legacyAliases: false,
-  protocol: 'auto' as RouteProtocol
-})
-
-const allBuiltins: Readonly<Required<BuiltinSwitches>> = Object.freeze({
-  connection: true, rooms: true, typing: true, userMessage: true, agent: true, clientError: true, batch: true
-})
+/** The constant defaults of the options, from the schema's `default` keywords. */
+export const defaultOptions: Readonly<Partial<RouterConfig>> = Object.freeze(defaultsOf(optionProperties))
 
 const adapterMethods = ['addConnection', 'removeConnection', 'join', 'leave', 'roomsOf', 'isMember', 'roomCount', 'members', 'localTargets', 'publish', 'presence', 'onlineUsers', 'counts', 'close']
 
 const checkOptions = TypeCompiler.Compile(OptionsSchema)
-const knownKeys = new Set(Object.keys(OptionsSchema.properties))
+const knownKeys = new Set(Object.keys(optionProperties))
 
 /**
  * Validate plugin options and build the frozen config, presets resolved.
  * Throws a coded `FST_WSR_*` error for the first problem found.
  */
 export function buildConfig (options: WsRouterOptions = {}, env?: EnvironmentSource): RouterConfig {
+  const given = validOptions(options)
+  const environment = resolveEnvironment(given.environment, env)
+  const merged: Record<string, unknown> = { ...defaultOptions, ...environment.preset, ...given }
+  for (const [name, resolve] of Object.entries(resolvers)) {
+    merged[name] = (resolve as (value: unknown, given: WsRouterOptions) => unknown)(given[name as OptionName], given)
+  }
+  merged.environment = environment.name
+  merged.cloudRun = environment.cloudRun
+  for (const name of knownKeys) if (!(name in merged)) merged[name] = undefined
+  const config = merged as RouterConfig
+  checkAcrossOptions(config, given)
+  return Object.freeze(config)
+}
+
+/** The given options, without undefined values, checked against the schema. */
+function validOptions (options: WsRouterOptions): WsRouterOptions {
   if (options === null || typeof options !== 'object') {
     throw new FST_WSR_INVALID_OPTION('options', 'must be an object')
   }
@@ -347,47 +142,28 @@ export function buildConfig (options: WsRouterOptions = {}, env?: EnvironmentSou
     const name = firstError.path.replace(/^\//, '') || 'options'
     throw new FST_WSR_INVALID_OPTION(name, `${firstError.message} (got ${describe(firstError.value)})`)
   }
-  const given = defined as Partial<OptionValues>
-  const environment = resolveEnvironment(given.environment, env)
-  const preset = environment.preset
-  const config: RouterConfig = {
-    ...defaultOptions,
-    ...preset,
-    ...given,
-    environment: environment.name,
-    cloudRun: environment.cloudRun,
-    authenticate: given.authenticate,
-    allowedOrigins: given.allowedOrigins === undefined ? undefined : Object.freeze([...given.allowedOrigins]),
-    rateLimit: given.rateLimit === undefined || given.rateLimit === false ? (given.rateLimit ?? defaultOptions.rateLimit) : Object.freeze({ ...given.rateLimit }),
-    adapter: options.adapter ?? new MemoryAdapter(),
-    agentName: given.agentName ?? (options.agent?.name !== undefined && options.agent.name !== '' ? options.agent.name : 'agent'),
-    builtins: Object.freeze({ ...allBuiltins, ...given.builtins }),
-    metrics: metricsConfig(options.metrics),
-    health: healthConfig(given.health)
-  } as RouterConfig
+  return defined as WsRouterOptions
+}
+
+/** What one option's schema cannot say: bounds relative to another option, an adapter's methods. */
+function checkAcrossOptions (config: RouterConfig, given: WsRouterOptions): void {
   if (config.livenessWindowMs < config.heartbeatIntervalMs) {
     throw new FST_WSR_INVALID_OPTION('livenessWindowMs', `must be at least heartbeatIntervalMs (${config.heartbeatIntervalMs})`)
   }
-  if (options.adapter !== undefined) {
-    const missing = adapterMethods.filter((name) => typeof (options.adapter as unknown as Record<string, unknown>)[name] !== 'function')
+  if (given.adapter !== undefined) {
+    const missing = adapterMethods.filter((name) => typeof (given.adapter as unknown as Record<string, unknown>)[name] !== 'function')
     if (missing.length > 0) throw new FST_WSR_INVALID_OPTION('adapter', `missing methods: ${missing.join(', ')}`)
   }
   if (config.maxBufferedBytes < config.highWaterMarkBytes) {
     throw new FST_WSR_INVALID_OPTION('maxBufferedBytes', `must be at least highWaterMarkBytes (${config.highWaterMarkBytes})`)
   }
-  return Object.freeze(config)
 }
 
-function metricsConfig (option: boolean | MetricsOption | undefined): MetricsConfig | false {
-  if (option === undefined || option === false) return false
-  const given = option === true ? {} : option
-  return Object.freeze({ registry: given.registry, prefix: given.prefix ?? 'wsr_', path: given.path ?? '/metrics' })
-}
-
-function healthConfig (option: boolean | HealthOption | undefined): HealthConfig | false {
-  if (option === undefined || option === false) return false
-  const given = option === true ? {} : option
-  return Object.freeze({ livenessPath: given.livenessPath ?? '/health/live', readinessPath: given.readinessPath ?? '/health/ready' })
+/** A nested option object with its properties' defaults filled in where not given (undefined counts as not given). */
+function withNestedDefaults<T extends object> (properties: Record<string, TSchema>, given: T | undefined): Required<T> {
+  const filled = defaultsOf(properties)
+  for (const [key, value] of Object.entries(given ?? {})) if (value !== undefined) filled[key] = value
+  return filled as Required<T>
 }
 
 function describe (value: unknown): string {
