@@ -1,6 +1,5 @@
-import type { Connection, PendingHandler } from './connection.js'
+import type { Connection } from './connection.js'
 import type { RouterCore } from './core.js'
-import type { Deadline } from './deadlines.js'
 
 /**
  * The one invoke runner, shared by envelope handlers (`HandlerContext`) and
@@ -16,7 +15,11 @@ import type { Deadline } from './deadlines.js'
  * One handler or method call. A subclass says what its outcomes mean on
  * the wire; the runner decides which one happens, once.
  */
-export abstract class Invocation implements Deadline, PendingHandler {
+// Also the call's Deadline and PendingHandler entry, structurally (checked
+// where it is handed to the sweeper and the connection), with no
+// `implements` clause: those members are internal and stripped from the
+// published types.
+export abstract class Invocation {
   /** @internal the router's shared state */
   readonly core: RouterCore
   /** @internal */
@@ -29,6 +32,7 @@ export abstract class Invocation implements Deadline, PendingHandler {
   finished = false
   #controller: AbortController | null = null
 
+  /** @internal */
   constructor (core: RouterCore, conn: Connection) {
     this.core = core
     this.conn = conn

@@ -225,7 +225,7 @@ function countJsonRpcError (core: RouterCore, code: number): void {
 }
 
 /**
- * One method call: its context, and, while it runs, its deadline and
+ * @internal One method call: its context, and, while it runs, its deadline and
  * pending-handler entry. The invoke runner (lib/invoke.ts) decides its
  * outcome; this class turns the outcome into a JSON-RPC response.
  */
