@@ -6,6 +6,7 @@ import { FST_WSR_DUPLICATE_HANDLER, FST_WSR_INVALID_HANDLER, isWsRouterError, Wi
 import { validationDetails } from './registry.js'
 import type { TypeCounters } from './stats.js'
 import type { PipelineObserver } from './observer.js'
+import type { SpanSink, Tracing } from './tracing.js'
 
 /**
  * JSON-RPC 2.0 (https://www.jsonrpc.org/specification), complete: requests,
@@ -126,6 +127,8 @@ export interface JsonRpcHost {
   newRef: () => string
   /** Told how long each method took; null when nothing observes. */
   readonly observer: PipelineObserver | null
+  /** Spans per request when the `tracing` option is set; null otherwise. */
+  readonly tracing: Tracing | null
 }
 
 interface Response {
@@ -159,7 +162,7 @@ export function sendJsonRpcFailure (host: JsonRpcHost, conn: Connection, code: n
 /** Handle one parsed JSON-RPC frame: a request, a notification or a batch. */
 export function handleJsonRpc (host: JsonRpcHost, conn: Connection, value: unknown): void {
   if (!Array.isArray(value)) {
-    const pending = runRequest(host, conn, value)
+    const pending = traceRequest(host, conn, value)
     if (pending === null) return
     if (pending instanceof Promise) {
       pending.then((response) => { if (response !== null) send(host, conn, response) }, () => {})
@@ -172,7 +175,7 @@ export function handleJsonRpc (host: JsonRpcHost, conn: Connection, value: unkno
     sendJsonRpcFailure(host, conn, JsonRpcCode.INVALID_REQUEST)
     return
   }
-  const answers = value.map((item) => runRequest(host, conn, item))
+  const answers = value.map((item) => traceRequest(host, conn, item))
   Promise.all(answers).then((responses) => {
     const present = responses.filter((response): response is Response => response !== null)
     // A batch of notifications only is answered with nothing at all.
@@ -190,11 +193,22 @@ function send (host: JsonRpcHost, conn: Connection, response: Response): void {
   host.sendJsonRpc(conn, text, 'jsonrpc_response')
 }
 
+/** Run one request object, inside its span when traced (a request object with a method name). */
+function traceRequest (host: JsonRpcHost, conn: Connection, request: unknown): Response | Promise<Response | null> | null {
+  const tracing = host.tracing
+  if (tracing === null || request === null || typeof request !== 'object' || typeof (request as { method?: unknown }).method !== 'string' || !tracing.enabled()) {
+    return runRequest(host, conn, request, undefined)
+  }
+  const traced = request as Record<string, unknown>
+  return tracing.jsonRpc(conn, traced.method as string, traced, (sink) => runRequest(host, conn, request, sink))
+}
+
 /**
  * Run one request object. Returns the response, a promise of it, or null
- * for a notification (which is never answered, whatever happens).
+ * for a notification (which is never answered, whatever happens). `sink`
+ * (a span) is told the outcome once, notifications included.
  */
-function runRequest (host: JsonRpcHost, conn: Connection, request: unknown): Response | Promise<Response | null> | null {
+function runRequest (host: JsonRpcHost, conn: Connection, request: unknown, sink: SpanSink | undefined): Response | Promise<Response | null> | null {
   if (request === null || typeof request !== 'object' || Array.isArray(request)) {
     host.countJsonRpcError(JsonRpcCode.INVALID_REQUEST)
     return errorResponse(null, JsonRpcCode.INVALID_REQUEST)
@@ -210,20 +224,24 @@ function runRequest (host: JsonRpcHost, conn: Connection, request: unknown): Res
   const found = host.methods.get(method)
   if (found === undefined) {
     host.countJsonRpcError(JsonRpcCode.METHOD_NOT_FOUND)
+    sink?.settle(false, `jsonrpc:${JsonRpcCode.METHOD_NOT_FOUND}`)
     return callId === undefined ? null : errorResponse(callId, JsonRpcCode.METHOD_NOT_FOUND)
   }
   found.counters.received++
   if (conn.inFlight >= host.maxInFlight) {
     found.counters.failed++
     host.countJsonRpcError(JsonRpcCode.OVERLOADED)
+    sink?.settle(false, `jsonrpc:${JsonRpcCode.OVERLOADED}`)
     return callId === undefined ? null : errorResponse(callId, JsonRpcCode.OVERLOADED)
   }
   if (found.paramsCheck !== null && !found.paramsCheck.Check(params)) {
     found.counters.failed++
     host.countJsonRpcError(JsonRpcCode.INVALID_PARAMS)
+    sink?.settle(false, `jsonrpc:${JsonRpcCode.INVALID_PARAMS}`)
     return callId === undefined ? null : errorResponse(callId, JsonRpcCode.INVALID_PARAMS, undefined, validationDetails(found.paramsCheck, params))
   }
   const call = new JsonRpcCall(host, conn, found, callId)
+  call.sink = sink
   if (host.observer !== null) call.startedAt = performance.now()
   let result: unknown
   try {
@@ -248,6 +266,8 @@ export class JsonRpcCall implements JsonRpcCallContext, Deadline, PendingHandler
   deadline = 0
   /** `performance.now()` when the method was called; 0 when nothing observes. */
   startedAt = 0
+  /** Told the call's outcome (its span, when traced). */
+  sink: SpanSink | undefined = undefined
   /** Set while an async call waits; settles the response on timeout. */
   resolve: ((response: Response | null) => void) | null = null
   private settled = false
@@ -282,6 +302,7 @@ export class JsonRpcCall implements JsonRpcCallContext, Deadline, PendingHandler
   succeeded (value: unknown): Response | null {
     if (!this.settle()) return null
     this.target.counters.handled++
+    this.sink?.settle(true)
     if (this.id === undefined) return null
     return { jsonrpc: '2.0', result: value === undefined ? null : value, id: this.id }
   }
@@ -303,9 +324,11 @@ export class JsonRpcCall implements JsonRpcCallContext, Deadline, PendingHandler
       response = errorResponse(this.id ?? null, JsonRpcCode.INTERNAL_ERROR, message, { ref })
       this.conn.log.error({ method: this.method, messageId: this.id, ref, err, environment: this.host.environment, state: this.conn.state }, 'json-rpc method failed')
       this.host.countJsonRpcError(JsonRpcCode.INTERNAL_ERROR)
+      this.sink?.settle(false, `jsonrpc:${JsonRpcCode.INTERNAL_ERROR}`, message)
       return this.id === undefined ? null : response
     }
     this.host.countJsonRpcError(response.error?.code ?? JsonRpcCode.APPLICATION_ERROR)
+    this.sink?.settle(false, `jsonrpc:${response.error?.code ?? JsonRpcCode.APPLICATION_ERROR}`, response.error?.message)
     this.conn.log[level]({ method: this.method, messageId: this.id, code: response.error?.code, err, environment: this.host.environment }, 'json-rpc method refused the call')
     return this.id === undefined ? null : response
   }
@@ -316,6 +339,7 @@ export class JsonRpcCall implements JsonRpcCallContext, Deadline, PendingHandler
     this.target.counters.failed++
     this.host.countJsonRpcError(JsonRpcCode.TIMEOUT)
     const message = `Method did not finish within ${this.target.timeoutMs} ms`
+    this.sink?.settle(false, `jsonrpc:${JsonRpcCode.TIMEOUT}`, message)
     this.controller?.abort(new Error(message))
     this.conn.log.error({ method: this.method, messageId: this.id, environment: this.host.environment, code: WireErrorCode.HANDLER_TIMEOUT }, message)
     this.resolve?.(this.id === undefined ? null : errorResponse(this.id, JsonRpcCode.TIMEOUT, message))
@@ -325,6 +349,7 @@ export class JsonRpcCall implements JsonRpcCallContext, Deadline, PendingHandler
   cancel (reason: unknown): void {
     if (!this.settle()) return
     this.controller?.abort(reason)
+    this.sink?.settle(false, 'CANCELLED', 'The connection closed')
     this.resolve?.(null)
   }
 }

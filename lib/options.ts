@@ -7,6 +7,7 @@ import { MemoryAdapter } from './adapters/memory.js'
 import type { HandlerContext } from './context.js'
 import type { AgentRunner, UserMessage } from './agent-types.js'
 import type { MetricsConfig, MetricsRegistry } from './metrics.js'
+import type { TracerProviderLike, TracingConfig } from './tracing.js'
 
 /**
  * Plugin options: validated once at registration into a frozen config.
@@ -95,6 +96,13 @@ const OptionsSchema = Type.Partial(Type.Object({
   health: Type.Union([Type.Boolean(), Type.Object({
     livenessPath: Type.Optional(Type.Union([Type.Literal(false), Type.String({ pattern: '^/', maxLength: 2048 })])),
     readinessPath: Type.Optional(Type.Union([Type.Literal(false), Type.String({ pattern: '^/', maxLength: 2048 })]))
+  }, { additionalProperties: false })]),
+  // --- tracing (issue 13, branch otel): one block, with TracingOption, RouterConfig.tracing and tracingConfig() below ---
+  tracing: Type.Union([Type.Boolean(), Type.Object({
+    // Checked by duck typing in tracingConfig(): a provider's getTracer lives on its prototype.
+    tracerProvider: Type.Optional(Type.Object({})),
+    connectionId: Type.Optional(Type.Boolean()),
+    userId: Type.Optional(Type.Boolean())
   }, { additionalProperties: false })])
 }, { additionalProperties: true }))
 
@@ -204,6 +212,22 @@ export interface WsRouterOptions {
    * `GET /health/ready`. Default false.
    */
   health?: boolean | HealthOption
+  /**
+   * OpenTelemetry spans through `@opentelemetry/api` (an optional peer
+   * dependency, loaded only when this is set): one per handled message, per
+   * fan-out, per agent run. Without a registered SDK nothing is recorded
+   * and nothing is paid. Default false.
+   */
+  tracing?: boolean | TracingOption
+}
+
+export interface TracingOption {
+  /** The tracer provider to use; default the global one (`trace.getTracerProvider()`). */
+  tracerProvider?: TracerProviderLike
+  /** Record the connection id on spans as `wsr.connection.id`. Default false. */
+  connectionId?: boolean
+  /** Record the user id on spans as `user.id`. Default false: it may be personal data. */
+  userId?: boolean
 }
 
 export interface MetricsOption {
@@ -287,6 +311,7 @@ export interface RouterConfig {
   readonly builtins: Readonly<Required<BuiltinSwitches>>
   readonly metrics: MetricsConfig | false
   readonly health: HealthConfig | false
+  readonly tracing: TracingConfig | false
 }
 
 export const defaultOptions = Object.freeze({
@@ -363,7 +388,8 @@ export function buildConfig (options: WsRouterOptions = {}, env?: EnvironmentSou
     agentName: given.agentName ?? (options.agent?.name !== undefined && options.agent.name !== '' ? options.agent.name : 'agent'),
     builtins: Object.freeze({ ...allBuiltins, ...given.builtins }),
     metrics: metricsConfig(options.metrics),
-    health: healthConfig(given.health)
+    health: healthConfig(given.health),
+    tracing: tracingConfig(options.tracing)
   } as RouterConfig
   if (config.livenessWindowMs < config.heartbeatIntervalMs) {
     throw new FST_WSR_INVALID_OPTION('livenessWindowMs', `must be at least heartbeatIntervalMs (${config.heartbeatIntervalMs})`)
@@ -382,6 +408,15 @@ function metricsConfig (option: boolean | MetricsOption | undefined): MetricsCon
   if (option === undefined || option === false) return false
   const given = option === true ? {} : option
   return Object.freeze({ registry: given.registry, prefix: given.prefix ?? 'wsr_', path: given.path ?? '/metrics' })
+}
+
+function tracingConfig (option: boolean | TracingOption | undefined): TracingConfig | false {
+  if (option === undefined || option === false) return false
+  const given = option === true ? {} : option
+  if (given.tracerProvider !== undefined && typeof given.tracerProvider.getTracer !== 'function') {
+    throw new FST_WSR_INVALID_OPTION('tracing.tracerProvider', 'must be an OpenTelemetry TracerProvider (with getTracer)')
+  }
+  return Object.freeze({ tracerProvider: given.tracerProvider, connectionId: given.connectionId ?? false, userId: given.userId ?? false })
 }
 
 function healthConfig (option: boolean | HealthOption | undefined): HealthConfig | false {

@@ -19,6 +19,7 @@ import { AdmissionCounter } from './admission.js'
 import type { Identity } from './identity.js'
 import { ABUSE_WINDOW_MS, countRefusal, type RateLimitConfig } from './rate-limit.js'
 import type { PipelineObserver } from './observer.js'
+import type { Tracing } from './tracing.js'
 import { JsonRpcCode, MethodRegistry, sendJsonRpcFailure, type JsonRpcCall, type MethodHandler, type MethodOptions, type ParamsOf } from './jsonrpc.js'
 
 const kConnection = Symbol('fastify-ws-router.connection')
@@ -74,6 +75,8 @@ export class WsRouter {
   readonly methods = new MethodRegistry()
   /** @internal handler durations and fan-out sizes go here when metrics are on; null otherwise. */
   observer: PipelineObserver | null = null
+  /** @internal spans per message, fan-out and agent run when the `tracing` option is set; null otherwise. */
+  tracing: Tracing | null = null
   /** @internal admitted clients: open connections plus upgrades under way */
   readonly admissions = new AdmissionCounter()
   readonly adapter: RouterAdapter
@@ -300,7 +303,13 @@ export class WsRouter {
    * the next (a slow client never stalls the others), hand the frame to the
    * adapter for other instances, and report the outcome of every target.
    */
-  private async fanout (target: FanoutTarget, type: string, payload: unknown, options: FanoutOptions | undefined): Promise<FanoutResult> {
+  private fanout (target: FanoutTarget, type: string, payload: unknown, options: FanoutOptions | undefined): Promise<FanoutResult> {
+    const tracing = this.tracing
+    if (tracing === null || !tracing.enabled()) return this.fanoutNow(target, type, payload, options)
+    return tracing.fanout(type, target.kind, () => this.fanoutNow(target, type, payload, options))
+  }
+
+  private async fanoutNow (target: FanoutTarget, type: string, payload: unknown, options: FanoutOptions | undefined): Promise<FanoutResult> {
     const encoded = encodeFrame(type, undefined, payload)
     if (!encoded.ok) {
       this.stats.countSendFailure(SendFailure.SERIALIZE)
@@ -478,6 +487,7 @@ export class WsRouter {
     socket.removeAllListeners('error')
     socket.on('error', onSocketError)
     this.connections.set(id, conn)
+    this.tracing?.connectionOpened(conn)
     this.adapter.addConnection(id, userId)
     this.stats.connectionsOpen++
     this.stats.connectionsTotal++

@@ -17,7 +17,7 @@ import { allowsDemoIdentity } from '../lib/environment.js'
 import { buildConfig, type Identity, type RouterConfig, type WsRouterOptions } from '../lib/options.js'
 import { WsRouter } from '../lib/router.js'
 import { redactNotFoundUrl, redactRequestLogs, redactUrl } from '../lib/redact.js'
-import { registerHealth, registerMetrics } from './observability.js'
+import { registerHealth, registerMetrics, registerTracing } from './observability.js'
 import type { Connection } from '../lib/connection.js'
 
 /**
@@ -217,6 +217,7 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
   Object.defineProperty(fastify, kRouter, { value: router, enumerable: false })
   if (config.metrics !== false) await registerMetrics(fastify, router, config.metrics)
   if (config.health !== false) registerHealth(fastify, router, config.health)
+  if (config.tracing !== false) registerTracing(router, config.tracing)
   if (!fastify.hasRequestDecorator('checkConnection')) fastify.decorateRequest('checkConnection', checkConnection)
 
   fastify.addHook('onReady', async () => {
