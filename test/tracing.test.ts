@@ -48,6 +48,25 @@ t.test('@opentelemetry/api is loaded only when tracing is set', async (t) => {
   t.same(JSON.parse((await run(on.command, on.args, { env: on.env })).stdout), { withTracing: true, loaded: true })
 })
 
+t.test('the option is checked at registration', async (t) => {
+  const Fastify = (await import('fastify')).default
+  const { wsRouter } = await import('../lib/index.js')
+  const register = async (tracing: unknown): Promise<void> => {
+    const app = Fastify()
+    try {
+      await app.register(wsRouter, { environment: 'test', tracing } as never)
+      await app.ready()
+    } finally {
+      await app.close()
+    }
+  }
+  await t.rejects(register({ tracerProvider: {} }), { code: 'FST_WSR_INVALID_OPTION', message: /tracing\.tracerProvider/ })
+  await t.rejects(register({ userID: true }), { code: 'FST_WSR_INVALID_OPTION' })
+  await t.rejects(register('yes'), { code: 'FST_WSR_INVALID_OPTION' })
+  await t.resolves(register(false))
+  await t.resolves(register({ connectionId: true }))
+})
+
 t.test('with no SDK registered: no span, no context, the frame path untraced', async (t) => {
   let active: unknown = 'not called'
   const server = await startServer({ tracing: true }, (app) => {
