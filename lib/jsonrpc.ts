@@ -218,6 +218,7 @@ function runRequest (host: JsonRpcHost, conn: Connection, request: unknown, sink
   if (jsonrpc !== '2.0' || typeof method !== 'string' || (hasId && !isValidId(id)) ||
       (params !== undefined && (params === null || typeof params !== 'object'))) {
     host.countJsonRpcError(JsonRpcCode.INVALID_REQUEST)
+    sink?.settle(false, `jsonrpc:${JsonRpcCode.INVALID_REQUEST}`)
     return errorResponse(hasId && isValidId(id) ? id : null, JsonRpcCode.INVALID_REQUEST)
   }
   const callId: JsonRpcId | undefined = hasId ? id as JsonRpcId : undefined

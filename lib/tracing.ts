@@ -76,6 +76,17 @@ const frameGetter: TextMapGetter = {
   }
 }
 
+/** Await `work`; if it throws (a bug: the engine's fan-out and run report failures as results), end the span first. */
+async function endOnThrow<R> (span: Span, work: () => Promise<R>, errorStatus: number): Promise<R> {
+  try {
+    return await work()
+  } catch (err) {
+    span.setStatus({ code: errorStatus, message: (err as Error)?.message })
+    span.end()
+    throw err
+  }
+}
+
 /** A message span that is also the pipeline's outcome sink: the first outcome ends it. */
 class MessageSpan implements SpanSink {
   private ended = false
@@ -170,7 +181,7 @@ export class Tracing {
         'wsr.fanout.target': targetKind
       }
     })
-    const result = await send()
+    const result = await endOnThrow(span, send, SpanStatusCode.ERROR)
     if (span.isRecording()) {
       span.setAttributes({ 'wsr.fanout.targets': result.targets, 'wsr.fanout.delivered': result.delivered, 'wsr.outcome': result.ok ? 'ok' : 'failed' })
       if (!result.ok) {
@@ -195,7 +206,7 @@ export class Tracing {
     }
     this.identify(conn, attributes)
     const span = tracer.startSpan(`invoke_agent ${agentName}`, { kind: SpanKind.INTERNAL, attributes })
-    const outcome = await context.with(trace.setSpan(context.active(), span), run)
+    const outcome = await context.with(trace.setSpan(context.active(), span), endOnThrow<R>, undefined, span, run, SpanStatusCode.ERROR)
     if (span.isRecording()) {
       span.setAttribute('wsr.agent.status', outcome.status)
       if (outcome.error !== undefined) {

@@ -209,9 +209,11 @@ t.test('with the SDK registered', async (t) => {
     client.ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'add', params: [1, 2], id: 7, traceparent: TRACEPARENT }))
     client.ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'deny' })) // a notification: never answered, still traced
     client.ws.send(JSON.stringify([{ jsonrpc: '2.0', method: 'add', params: [3], id: 'b1' }, { jsonrpc: '2.0', method: 'missing', id: 'b2' }]))
-    await waitFor(() => answers.length === 2, 5000, 'two answers')
+    client.ws.send(JSON.stringify({ jsonrpc: '1.0', method: 'add', params: [1], id: 9 }))
+    await waitFor(() => answers.length === 3, 5000, 'three answers')
     t.same(answers[0], { jsonrpc: '2.0', result: 3, id: 7 })
-    await waitFor(() => spans().length === 4, 5000, 'four spans')
+    await waitFor(() => spans().length === 5, 5000, 'five spans')
+    t.equal((await spanOf('process add', (s) => s.attributes['rpc.jsonrpc.request_id'] === '9')).attributes['error.type'], 'jsonrpc:-32600', 'an invalid request with a method name: its span ends too')
     const add = await spanOf('process add', (s) => s.attributes['rpc.jsonrpc.request_id'] === '7')
     t.match(add.attributes, { 'messaging.destination.name': 'add', 'rpc.system': 'jsonrpc', 'rpc.method': 'add', 'wsr.outcome': 'ok' })
     t.equal(add.parentSpanContext?.spanId, PARENT_ID, 'the request object\'s traceparent is the parent')
