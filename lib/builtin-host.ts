@@ -4,6 +4,7 @@ import type { RouterConfig } from './options.js'
 import type { MessageHandler, PayloadOf, RouteOptions } from './registry.js'
 import type { WsSchema } from './schema.js'
 import type { SendOptions, SendResult } from './send.js'
+import type { Tracing } from './tracing.js'
 
 export type { FanoutOptions, FanoutResult }
 
@@ -42,6 +43,8 @@ export interface BuiltinHost {
   countClientError: (code: string) => void
   /** Called once per closed connection, after it left every room. */
   onConnectionClosed: (listener: (connectionId: string) => void) => void
+  /** Spans (an agent run's) when the `tracing` option is set; null otherwise. */
+  readonly tracing: Tracing | null
   /** Each stateful built-in's state, by name (`typing`, `agent`); tests read it through test/helpers/internals.ts. */
   readonly state: Map<string, unknown>
 }

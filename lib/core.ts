@@ -5,11 +5,18 @@ import type { Connection } from './connection.js'
 import { DeadlineSweeper } from './deadlines.js'
 import { WireErrorCode } from './errors.js'
 import type { PipelineObserver } from './observer.js'
-import type { LogLevelName } from './environment.js'
+import type { Tracing } from './tracing.js'
 import type { RateLimitConfig } from './rate-limit.js'
 import type { SendLimits } from './send.js'
 import type { ConnectionLimits } from './connection.js'
 import { RouterStats } from './stats.js'
+
+/**
+ * A log method's name: the options' `LogLevelName`, spelt out here so the
+ * connection part does not import the options (whose hook types import the
+ * pipeline: a cycle). The config is checked against it where it is handed in.
+ */
+type LogMethodName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
 
 /**
  * What the engine's parts read of the router's config (a `RouterConfig` is
@@ -19,7 +26,7 @@ import { RouterStats } from './stats.js'
 export interface CoreConfig extends SendLimits, ConnectionLimits {
   readonly adapter: RouterAdapter
   readonly environment: string
-  readonly sendFailureLogLevel: LogLevelName
+  readonly sendFailureLogLevel: LogMethodName
   readonly exposeErrorMessages: boolean
   readonly validateOutbound: boolean
   readonly protocol: 'auto' | 'envelope' | 'jsonrpc'
@@ -57,6 +64,8 @@ export class RouterCore {
   readonly admissions = new AdmissionCounter()
   /** Handler durations and fan-out sizes go here when metrics are on; null otherwise. */
   observer: PipelineObserver | null = null
+  /** Spans per message, fan-out and agent run when the `tracing` option is set; null otherwise. */
+  tracing: Tracing | null = null
   /** Also enforce `maxPayloadBytes` here: the app's shared ws server allows larger frames. */
   enforcePayloadLimit = false
   /** Built-ins that keep per-connection state release it here, once per connection. */

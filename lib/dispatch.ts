@@ -79,7 +79,13 @@ export function handleFrame (router: PipelineHost, conn: Connection, data: RawDa
     rejectFrame(router, conn, { code: decoded.code, message: decoded.message, id: decoded.id, level: 'warn', seq, blame: 'client' })
     return
   }
-  processEnvelope(router, conn, decoded.type, decoded.id, decoded.payload, seq, undefined)
+  const tracing = router.tracing
+  if (tracing === null || !tracing.enabled()) {
+    processEnvelope(router, conn, decoded.type, decoded.id, decoded.payload, seq, undefined)
+    return
+  }
+  // Traced: the span is the outcome sink, and the handler runs in its context.
+  tracing.envelope(conn, decoded.type, decoded.id, value as Record<string, unknown>, (sink) => processEnvelope(router, conn, decoded.type, decoded.id, decoded.payload, seq, sink))
 }
 
 /**

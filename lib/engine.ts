@@ -121,6 +121,7 @@ function builtinHost (engine: Engine): BuiltinHost {
     countBuiltin: (name) => engine.stats.countBuiltin(name),
     countClientError: (code) => engine.stats.countClientError(code),
     onConnectionClosed: (listener) => { engine.closeListeners.push((conn) => listener(conn.id)) },
-    state: new Map()
+    state: new Map(),
+    get tracing () { return engine.tracing }
   }
 }

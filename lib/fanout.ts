@@ -38,7 +38,13 @@ export interface FanoutResult {
   remote: RemoteOutcome | null
 }
 
-export async function fanout (core: RouterCore, target: FanoutTarget, type: string, payload: unknown, options: FanoutOptions | undefined): Promise<FanoutResult> {
+export function fanout (core: RouterCore, target: FanoutTarget, type: string, payload: unknown, options: FanoutOptions | undefined): Promise<FanoutResult> {
+  const tracing = core.tracing
+  if (tracing === null || !tracing.enabled()) return fanoutNow(core, target, type, payload, options)
+  return tracing.fanout(type, target.kind, () => fanoutNow(core, target, type, payload, options))
+}
+
+async function fanoutNow (core: RouterCore, target: FanoutTarget, type: string, payload: unknown, options: FanoutOptions | undefined): Promise<FanoutResult> {
   const encoded = encodeFrame(type, undefined, payload)
   if (!encoded.ok) {
     core.stats.countSendFailure(SendFailure.SERIALIZE)

@@ -7,6 +7,7 @@ import { newRef } from './error-frames.js'
 import { hasRoom, invoke, Invocation } from './invoke.js'
 import { sendJsonRpc } from './outbound.js'
 import type { TypeCounters } from './stats.js'
+import type { SpanSink } from './tracing.js'
 
 /**
  * JSON-RPC 2.0 (https://www.jsonrpc.org/specification), complete: requests,
@@ -148,7 +149,7 @@ export function sendJsonRpcFailure (host: RouterCore, conn: Connection, code: nu
 /** Handle one parsed JSON-RPC frame: a request, a notification or a batch. */
 export function handleJsonRpc (host: JsonRpcHost, conn: Connection, value: unknown): void {
   if (!Array.isArray(value)) {
-    const pending = runRequest(host, conn, value)
+    const pending = traceRequest(host, conn, value)
     if (pending === null) return
     if (pending instanceof Promise) {
       pending.then((response) => { if (response !== null) send(host, conn, response) }, () => {})
@@ -161,7 +162,7 @@ export function handleJsonRpc (host: JsonRpcHost, conn: Connection, value: unkno
     sendJsonRpcFailure(host, conn, JsonRpcCode.INVALID_REQUEST)
     return
   }
-  const answers = value.map((item) => runRequest(host, conn, item))
+  const answers = value.map((item) => traceRequest(host, conn, item))
   Promise.all(answers).then((responses) => {
     const present = responses.filter((response): response is Response => response !== null)
     // A batch of notifications only is answered with nothing at all.
@@ -179,11 +180,22 @@ function send (host: RouterCore, conn: Connection, response: Response): void {
   sendJsonRpc(host, conn, text, 'jsonrpc_response')
 }
 
+/** Run one request object, inside its span when traced (a request object with a method name). */
+function traceRequest (host: JsonRpcHost, conn: Connection, request: unknown): Response | Promise<Response | null> | null {
+  const tracing = host.tracing
+  if (tracing === null || request === null || typeof request !== 'object' || typeof (request as { method?: unknown }).method !== 'string' || !tracing.enabled()) {
+    return runRequest(host, conn, request, undefined)
+  }
+  const traced = request as Record<string, unknown>
+  return tracing.jsonRpc(conn, traced.method as string, traced, (sink) => runRequest(host, conn, request, sink))
+}
+
 /**
  * Run one request object. Returns the response, a promise of it, or null
- * for a notification (which is never answered, whatever happens).
+ * for a notification (which is never answered, whatever happens). `sink`
+ * (a span) is told the outcome once, notifications included.
  */
-function runRequest (host: JsonRpcHost, conn: Connection, request: unknown): Response | Promise<Response | null> | null {
+function runRequest (host: JsonRpcHost, conn: Connection, request: unknown, sink: SpanSink | undefined): Response | Promise<Response | null> | null {
   if (request === null || typeof request !== 'object' || Array.isArray(request)) {
     countJsonRpcError(host, JsonRpcCode.INVALID_REQUEST)
     return errorResponse(null, JsonRpcCode.INVALID_REQUEST)
@@ -193,26 +205,31 @@ function runRequest (host: JsonRpcHost, conn: Connection, request: unknown): Res
   if (jsonrpc !== '2.0' || typeof method !== 'string' || (hasId && !isValidId(id)) ||
       (params !== undefined && (params === null || typeof params !== 'object'))) {
     countJsonRpcError(host, JsonRpcCode.INVALID_REQUEST)
+    sink?.settle(false, `jsonrpc:${JsonRpcCode.INVALID_REQUEST}`)
     return errorResponse(hasId && isValidId(id) ? id : null, JsonRpcCode.INVALID_REQUEST)
   }
   const callId: JsonRpcId | undefined = hasId ? id as JsonRpcId : undefined
   const found = host.methods.get(method)
   if (found === undefined) {
     countJsonRpcError(host, JsonRpcCode.METHOD_NOT_FOUND)
+    sink?.settle(false, `jsonrpc:${JsonRpcCode.METHOD_NOT_FOUND}`)
     return callId === undefined ? null : errorResponse(callId, JsonRpcCode.METHOD_NOT_FOUND)
   }
   found.counters.received++
   if (!hasRoom(host, conn)) {
     found.counters.failed++
     countJsonRpcError(host, JsonRpcCode.OVERLOADED)
+    sink?.settle(false, `jsonrpc:${JsonRpcCode.OVERLOADED}`)
     return callId === undefined ? null : errorResponse(callId, JsonRpcCode.OVERLOADED)
   }
   if (found.paramsCheck !== null && !found.paramsCheck.Check(params)) {
     found.counters.failed++
     countJsonRpcError(host, JsonRpcCode.INVALID_PARAMS)
+    sink?.settle(false, `jsonrpc:${JsonRpcCode.INVALID_PARAMS}`)
     return callId === undefined ? null : errorResponse(callId, JsonRpcCode.INVALID_PARAMS, undefined, validationDetails(found.paramsCheck, params))
   }
   const call = new JsonRpcCall(host, conn, found, callId)
+  call.sink = sink
   // Still running: its response comes when the runner settles it. A thenable
   // that answered at once has its response already.
   if (invoke(call, found.handler, params)) return new Promise((resolve) => { call.resolve = resolve })
@@ -236,6 +253,8 @@ export class JsonRpcCall extends Invocation implements JsonRpcCallContext {
   response: Response | null = null
   /** Set while an async call is awaited: takes its response. */
   resolve: ((response: Response | null) => void) | null = null
+  /** Told the call's outcome (its span, when traced). */
+  sink: SpanSink | undefined = undefined
 
   constructor (core: RouterCore, conn: Connection, readonly target: Method, id: JsonRpcId | undefined) {
     super(core, conn)
@@ -258,6 +277,7 @@ export class JsonRpcCall extends Invocation implements JsonRpcCallContext {
 
   succeeded (value: unknown): void {
     this.target.counters.handled++
+    this.sink?.settle(true)
     this.answer(this.id === undefined ? null : { jsonrpc: '2.0', result: value === undefined ? null : value, id: this.id })
   }
 
@@ -278,10 +298,12 @@ export class JsonRpcCall extends Invocation implements JsonRpcCallContext {
       response = errorResponse(this.id ?? null, JsonRpcCode.INTERNAL_ERROR, message, { ref })
       this.conn.log.error({ method: this.method, messageId: this.id, ref, err, environment: core.config.environment, state: this.conn.state }, 'json-rpc method failed')
       countJsonRpcError(core, JsonRpcCode.INTERNAL_ERROR)
+      this.sink?.settle(false, `jsonrpc:${JsonRpcCode.INTERNAL_ERROR}`, message)
       this.answer(this.id === undefined ? null : response)
       return
     }
     countJsonRpcError(core, response.error?.code ?? JsonRpcCode.APPLICATION_ERROR)
+    this.sink?.settle(false, `jsonrpc:${response.error?.code ?? JsonRpcCode.APPLICATION_ERROR}`, response.error?.message)
     this.conn.log[level]({ method: this.method, messageId: this.id, code: response.error?.code, err, environment: core.config.environment }, 'json-rpc method refused the call')
     this.answer(this.id === undefined ? null : response)
   }
@@ -289,11 +311,13 @@ export class JsonRpcCall extends Invocation implements JsonRpcCallContext {
   timedOut (message: string): void {
     this.target.counters.failed++
     countJsonRpcError(this.core, JsonRpcCode.TIMEOUT)
+    this.sink?.settle(false, `jsonrpc:${JsonRpcCode.TIMEOUT}`, message)
     this.conn.log.error({ method: this.method, messageId: this.id, environment: this.core.config.environment, code: WireErrorCode.HANDLER_TIMEOUT }, message)
     this.answer(this.id === undefined ? null : errorResponse(this.id, JsonRpcCode.TIMEOUT, message))
   }
 
   cancelled (): void {
+    this.sink?.settle(false, 'CANCELLED', 'The connection closed')
     this.answer(null)
   }
 }

@@ -4,6 +4,7 @@ import type { AgentRunner, UserMessage } from './agent-types.js'
 import type { HandlerContext } from './context.js'
 import type { Authenticate } from './identity.js'
 import type { MetricsRegistry } from './metrics.js'
+import type { TracerProviderLike } from './tracing.js'
 
 /**
  * The one options schema. Every plugin option is one entry of
@@ -109,6 +110,16 @@ export const HealthSchema = Type.Object({
 }, { additionalProperties: false })
 export type HealthOption = Static<typeof HealthSchema>
 
+export const TracingSchema = Type.Object({
+  /** The tracer provider to use; default the global one (`trace.getTracerProvider()`). */
+  tracerProvider: Type.Optional(instanceOf<TracerProviderLike>()),
+  /** Record the connection id on spans as `wsr.connection.id`. Default false. */
+  connectionId: Type.Optional(withDefault(Type.Boolean(), false)),
+  /** Record the user id on spans as `user.id`. Default false: it may be personal data. */
+  userId: Type.Optional(withDefault(Type.Boolean(), false))
+}, { additionalProperties: false })
+export type TracingOption = Static<typeof TracingSchema>
+
 /** Decide whether a connection may join a room; false refuses with `FORBIDDEN`. */
 export type AuthorizeJoin = (ctx: HandlerContext<unknown>, room: string) => boolean | Promise<boolean>
 
@@ -213,7 +224,14 @@ export const optionProperties = {
    * Liveness and readiness routes. `true`: `GET /health/live` and
    * `GET /health/ready`. Default false.
    */
-  health: withDefault(Type.Union([Type.Boolean(), HealthSchema]), false)
+  health: withDefault(Type.Union([Type.Boolean(), HealthSchema]), false),
+  /**
+   * OpenTelemetry spans through `@opentelemetry/api` (an optional peer
+   * dependency, loaded only when this is set): one per handled message, per
+   * fan-out, per agent run. Without a registered SDK nothing is recorded
+   * and nothing is paid. Default false.
+   */
+  tracing: withDefault(Type.Union([Type.Boolean(), TracingSchema]), false)
 }
 
 export type OptionProperties = typeof optionProperties

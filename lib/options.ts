@@ -4,16 +4,19 @@ import { FST_WSR_INVALID_OPTION, FST_WSR_UNKNOWN_OPTION } from './errors.js'
 import type { RouterAdapter } from './adapter.js'
 import { MemoryAdapter } from './adapters/memory.js'
 import type { MetricsConfig } from './metrics.js'
+import type { TracingConfig } from './tracing.js'
 import {
   BuiltinsSchema,
   HealthSchema,
   MetricsSchema,
+  TracingSchema,
   OptionsSchema,
   defaultsOf,
   optionProperties,
   type BuiltinSwitches,
   type HealthOption,
   type MetricsOption,
+  type TracingOption,
   type OptionName,
   type OptionProperties,
   type RateLimitOption,
@@ -36,6 +39,7 @@ export type {
   BuiltinSwitches,
   HealthOption,
   MetricsOption,
+  TracingOption,
   OnUserMessage,
   RateLimitOption,
   RouteProtocol,
@@ -77,7 +81,16 @@ const resolvers = {
     return Object.freeze({ ...withNestedDefaults(MetricsSchema.properties, given), registry: given.registry })
   },
   health: (health: boolean | HealthOption | undefined): HealthConfig | false =>
-    health === undefined || health === false ? false : Object.freeze(withNestedDefaults(HealthSchema.properties, health === true ? {} : health))
+    health === undefined || health === false ? false : Object.freeze(withNestedDefaults(HealthSchema.properties, health === true ? {} : health)),
+  tracing: (tracing: boolean | TracingOption | undefined): TracingConfig | false => {
+    if (tracing === undefined || tracing === false) return false
+    const given: TracingOption = tracing === true ? {} : tracing
+    // Duck-typed: a provider's getTracer lives on its prototype.
+    if (given.tracerProvider !== undefined && typeof given.tracerProvider.getTracer !== 'function') {
+      throw new FST_WSR_INVALID_OPTION('tracing.tracerProvider', 'must be an OpenTelemetry TracerProvider (with getTracer)')
+    }
+    return Object.freeze({ ...withNestedDefaults(TracingSchema.properties, given), tracerProvider: given.tracerProvider })
+  }
 } satisfies { [K in OptionName]?: (value: WsRouterOptions[K], given: WsRouterOptions) => unknown }
 
 type Resolved = { [K in keyof typeof resolvers]: ReturnType<(typeof resolvers)[K]> } & {

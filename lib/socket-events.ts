@@ -47,6 +47,7 @@ export function accept (host: PipelineHost, socket: WebSocket, request: FastifyR
   socket.removeAllListeners('error')
   socket.on('error', onSocketError)
   host.connections.set(id, conn)
+  host.tracing?.connectionOpened(conn)
   host.adapter.addConnection(id, userId)
   host.stats.connectionsOpen++
   host.stats.connectionsTotal++

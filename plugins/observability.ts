@@ -4,6 +4,8 @@ import { liveness, readiness } from '../lib/health.js'
 import { createMetrics, loadPromClient, type MetricsConfig } from '../lib/metrics.js'
 import type { HealthConfig } from '../lib/options.js'
 import type { Engine } from '../lib/engine.js'
+import { requirePeer } from '../lib/peer-dependency.js'
+import { Tracing, type TracingConfig } from '../lib/tracing.js'
 
 /**
  * Wiring of the `metrics` and `health` options: prom-client is imported here
@@ -29,6 +31,12 @@ export async function registerMetrics (fastify: FastifyInstance, router: Engine,
     const text = await registry.metrics()
     return reply.type(registry.contentType).send(text)
   })
+}
+
+/** `tracing`: the OpenTelemetry API is loaded here, only when the option is set. */
+export function registerTracing (router: Engine, config: TracingConfig): void {
+  const api = requirePeer<typeof import('@opentelemetry/api')>('@opentelemetry/api', 'tracing')
+  router.tracing = new Tracing(api, config)
 }
 
 export function registerHealth (fastify: FastifyInstance, router: Engine, config: HealthConfig): void {

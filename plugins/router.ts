@@ -18,7 +18,7 @@ import { buildConfig, type Identity, type RouterConfig, type WsRouterOptions } f
 import { WsRouter } from '../lib/router.js'
 import { kEngine } from '../lib/symbols.js'
 import { redactNotFoundUrl, redactRequestLogs, redactUrl } from '../lib/redact.js'
-import { registerHealth, registerMetrics } from './observability.js'
+import { registerHealth, registerMetrics, registerTracing } from './observability.js'
 import type { Connection } from '../lib/connection.js'
 
 /**
@@ -220,6 +220,7 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
   Object.defineProperty(fastify, kRouter, { value: router, enumerable: false })
   if (config.metrics !== false) await registerMetrics(fastify, engine, config.metrics)
   if (config.health !== false) registerHealth(fastify, engine, config.health)
+  if (config.tracing !== false) registerTracing(engine, config.tracing)
   if (!fastify.hasRequestDecorator('checkConnection')) fastify.decorateRequest('checkConnection', checkConnection)
 
   fastify.addHook('onReady', async () => {

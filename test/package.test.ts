@@ -153,6 +153,19 @@ t.test('without the optional peers: the main entry loads, their entry points nam
       `try { require('${specifier}'); console.log('loaded') } catch (err) { console.log(err.code + ': ' + err.message) }`], consumer)
     t.match(required.stdout, /^FST_WSR_MISSING_PEER: /, `require('${specifier}') without ${peer}`)
   }
+  // The tracing option's peer (issue 13): loaded at registration, only when the option is set.
+  t.equal(manifest.peerDependenciesMeta?.['@opentelemetry/api']?.optional, true, '@opentelemetry/api is an optional peer')
+  t.notOk(existsSync(join(consumer, 'node_modules/@opentelemetry/api')), '@opentelemetry/api is not installed')
+  const traced = await run(process.execPath, ['--input-type=module', '-e', `
+const { default: Fastify } = await import('fastify')
+const { wsRouter } = await import('${manifest.name}')
+for (const tracing of [false, true]) {
+  const app = Fastify()
+  app.register(wsRouter, { environment: 'test', tracing })
+  await app.ready().then(() => console.log('ready'), (err) => console.log(err.code + ': ' + err.message))
+  await app.close()
+}`], consumer)
+  t.match(traced.stdout, /^ready\nFST_WSR_MISSING_PEER: .*"@opentelemetry\/api".*npm install @opentelemetry\/api/, 'tracing off registers; tracing on names the package to install', { output: traced.stderr })
 })
 
 t.test('CommonJS: require() of every entry point works (require(esm), no top-level await)', async (t) => {

@@ -211,7 +211,9 @@ async function execute (router: BuiltinHost, runs: AgentRuns, run: AgentRun, age
     run.abort(new DOMException(`agent_started could not be sent (${started.reason})`, 'AbortError'))
   }
   // Also stopped, or its connection closed, while agent_started was being written.
-  const outcome = run.signal.aborted ? CANCELLED : await iterate(router, run, agent, input)
+  const runOnce = (): Promise<RunOutcome> => run.signal.aborted ? Promise.resolve(CANCELLED) : iterate(router, run, agent, input)
+  const tracing = router.tracing
+  const outcome = tracing === null ? await runOnce() : await tracing.agentRun({ id: run.owner.connectionId, userId: run.owner.userId }, run.runId, router.config.agentName, runOnce)
   // Forgotten before the terminal event, so a client that starts its next
   // run on agent_completed is never refused for this one.
   runs.delete(run)

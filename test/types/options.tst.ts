@@ -27,6 +27,9 @@ import wsRouter, {
   type RouteProtocol,
   type RouterAdapter,
   type RouterConfig,
+  type TracerProviderLike,
+  type TracingConfig,
+  type TracingOption,
   type UnknownTypePolicy,
   type UserMessage,
   type WsRouterOptions
@@ -81,6 +84,7 @@ describe('option types keep their shape', () => {
       builtins?: BuiltinSwitches
       metrics?: boolean | MetricsOption
       health?: boolean | HealthOption
+      tracing?: boolean | TracingOption
     }>()
   })
 
@@ -97,6 +101,7 @@ describe('option types keep their shape', () => {
     }>()
     expect<MetricsOption>().type.toBe<{ registry?: MetricsRegistry, prefix?: string, path?: string | false }>()
     expect<HealthOption>().type.toBe<{ livenessPath?: string | false, readinessPath?: string | false }>()
+    expect<TracingOption>().type.toBe<{ tracerProvider?: TracerProviderLike, connectionId?: boolean, userId?: boolean }>()
     expect<UnknownTypePolicy>().type.toBe<'ack' | 'error' | 'ignore'>()
     expect<RouteProtocol>().type.toBe<'auto' | 'envelope' | 'jsonrpc'>()
   })
@@ -154,6 +159,7 @@ describe('option types keep their shape', () => {
       readonly builtins: Readonly<Required<BuiltinSwitches>>
       readonly metrics: MetricsConfig | false
       readonly health: HealthConfig | false
+      readonly tracing: TracingConfig | false
     }>()
     expect<HealthConfig>().type.toBe<{ readonly livenessPath: string | false, readonly readinessPath: string | false }>()
   })

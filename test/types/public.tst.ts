@@ -14,16 +14,26 @@ import wsRouter, {
   type SendResult
 } from '../../lib/index.js'
 import { RedisAdapter, type RedisAdapterOptions } from '../../lib/redis.js'
+import { trace } from '@opentelemetry/api'
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node'
 
 const app = Fastify()
 await app.register(wsRouter, { path: '/ws' })
 const echo = Type.Object({ text: Type.String() })
+const otelProvider = new NodeTracerProvider()
 
 describe('the plugin', () => {
   test('is a Fastify plugin with typed options', () => {
     expect(app.register(wsRouter, { path: '/ws', maxPayloadBytes: 1024 })).type.not.toRaiseError()
     expect(app.register(wsRouter, { path: 42 })).type.toRaiseError()
     expect(app.register(wsRouter, { unknownType: 'drop' })).type.toRaiseError()
+  })
+
+  test('tracing takes an OpenTelemetry TracerProvider, and booleans for the ids', () => {
+    expect(app.register(wsRouter, { tracing: { tracerProvider: otelProvider, connectionId: true, userId: false } })).type.not.toRaiseError()
+    expect(app.register(wsRouter, { tracing: { tracerProvider: trace.getTracerProvider() } })).type.not.toRaiseError()
+    expect(app.register(wsRouter, { tracing: { userId: 'yes' } })).type.toRaiseError()
+    expect(app.register(wsRouter, { tracing: { tracerProvider: {} } })).type.toRaiseError()
   })
 
   test('decorates the instance with app.wsRouter', () => {
