@@ -9,7 +9,7 @@ import { handleJsonRpc, JsonRpcCode, looksLikeJsonRpc, sendJsonRpcFailure, type 
 import type { RouterConfig } from './options.js'
 import { takeToken } from './rate-limit.js'
 import { validationDetails, type HandlerRegistry, type Route } from './registry.js'
-import type { SendResult } from './send.js'
+import type { SendDone, SendResult } from './send.js'
 import type { RouterStats } from './stats.js'
 
 /**
@@ -52,6 +52,7 @@ export interface PipelineHost extends JsonRpcHost {
   handlerFailed: (ctx: HandlerContext<unknown>, err: unknown) => void
   trackHandler: (ctx: HandlerContext<unknown>) => void
   sendFrame: (conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options?: OutboundOptions) => Promise<SendResult>
+  sendFrameThen: <T>(conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options: OutboundOptions | undefined, done: SendDone<T>, token: T) => void
   countSuccess: (conn: Connection, seq: number) => void
 }
 
@@ -166,7 +167,7 @@ function handleUnknownType (router: PipelineHost, conn: Connection, type: string
     sink?.settle(false, WireErrorCode.UNKNOWN_TYPE, message)
     return
   }
-  if (policy === 'ack' && id !== undefined) router.sendFrame(conn, 'ack', id, { receivedType: type, handled: false })
+  if (policy === 'ack' && id !== undefined) router.sendFrameThen(conn, 'ack', id, { receivedType: type, handled: false }, undefined, ignoreOutcome, null)
   // 'ignore': nothing is sent, by the app's explicit choice.
   sink?.settle(false, WireErrorCode.UNKNOWN_TYPE, `No handler for message type "${type}"`)
 }
@@ -177,24 +178,22 @@ function complete (router: PipelineHost, ctx: HandlerContext<unknown>, value: un
   // The frame succeeded now, at its place in arrival order: its reply's write
   // is not awaited, so pipelined frames are judged in the order they came.
   router.countSuccess(ctx.conn, ctx.seq)
-  let sent: Promise<SendResult> | null
   if (ctx.pendingReply !== null) {
     // reply() was called: that is the answer, a return value is not sent twice.
-    sent = ctx.pendingReply
+    ctx.pendingReply.then((result) => replied(router, ctx, result))
   } else if (value !== undefined) {
-    sent = router.sendFrame(ctx.conn, ctx.route.replyType, ctx.id, value, { route: ctx.route, droppable: ctx.route.droppable })
+    // No promise on the success path: the write callback reports the outcome.
+    router.sendFrameThen(ctx.conn, ctx.route.replyType, ctx.id, value, { route: ctx.route, droppable: ctx.route.droppable }, (c: HandlerContext<unknown>, result: SendResult) => replied(router, c, result), ctx)
   } else if (ctx.id !== undefined) {
-    sent = router.sendFrame(ctx.conn, 'ack', ctx.id, { receivedType: ctx.type, handled: true })
+    router.sendFrameThen(ctx.conn, 'ack', ctx.id, { receivedType: ctx.type, handled: true }, undefined, (c: HandlerContext<unknown>, result: SendResult) => replied(router, c, result), ctx)
   } else {
-    sent = null
-  }
-  if (sent === null) {
     ctx.route.counters.handled++
     ctx.sink?.settle(true)
-    return
   }
-  sent.then((result) => replied(router, ctx, result))
 }
+
+/** A send whose outcome the router counts (and logs when it failed); nothing else waits on it. */
+function ignoreOutcome (): void {}
 
 /** Reasons for which the socket is fine and the client can still be told. */
 function canStillAnswer (reason: SendFailure): boolean {

@@ -9,7 +9,7 @@ import { encodeFrame, encodeWithPayload, PROTOCOL_VERSION, type MessageId } from
 import { CloseCode, FST_WSR_REGISTRY_LOCKED, SendFailure, WireErrorCode, isWsRouterError } from './errors.js'
 import type { RouterConfig } from './options.js'
 import { HandlerRegistry, validationDetails, type MessageHandler, type PayloadOf, type Route, type RouteOptions } from './registry.js'
-import { failure, sendText, writeNow, type SendFailed, type SendOptions, type SendResult } from './send.js'
+import { failure, sendTextThen, writeNow, type SendDone, type SendFailed, type SendOptions, type SendResult } from './send.js'
 import { RouterStats, type StatsSnapshot } from './stats.js'
 import { handleFrame, type FrameFailure } from './dispatch.js'
 import { kBuiltinState, kHeartbeatTick } from './symbols.js'
@@ -168,10 +168,10 @@ export class WsRouter {
       this.sendFailed(conn, label, undefined, failure(SendFailure.NOT_OPEN))
       return
     }
-    sendText(conn, text, this.config).then((result) => {
+    sendTextThen(conn, text, this.config, undefined, (_: null, result: SendResult) => {
       if (result.ok) this.stats.sendsOk++
       else this.sendFailed(conn, label, undefined, result)
-    }, noop)
+    }, null)
   }
 
   /** @internal JsonRpcHost */
@@ -484,13 +484,13 @@ export class WsRouter {
     if (this.heartbeatTimer === null) this.startHeartbeat()
     // A JSON-RPC route speaks nothing but JSON-RPC, so stock clients work unchanged.
     if (this.config.protocol === 'jsonrpc') return conn
-    this.sendFrame(conn, 'connection_established', undefined, {
+    this.sendFrameThen(conn, 'connection_established', undefined, {
       connectionId: id,
       userId,
       protocolVersion: PROTOCOL_VERSION,
       heartbeatIntervalMs: this.config.heartbeatIntervalMs,
       maxPayloadBytes: this.config.maxPayloadBytes
-    })
+    }, undefined, ignoreOutcome, null)
     return conn
   }
 
@@ -499,26 +499,43 @@ export class WsRouter {
    * log a failure once. Never throws.
    */
   sendFrame (conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options?: OutboundOptions): Promise<SendResult> {
-    if (!conn.isOpen) return Promise.resolve(this.sendFailed(conn, type, id, failure(SendFailure.NOT_OPEN)))
+    return new Promise<SendResult>((resolve) => {
+      this.sendFrameThen(conn, type, id, payload, options, resolveWith, resolve)
+    })
+  }
+
+  /**
+   * @internal `sendFrame` without a promise, for the per-frame path (replies,
+   * acks, error frames): the outcome is counted and a failure logged once,
+   * then `done(token, result)` is called, synchronously for a send refused
+   * before the socket, otherwise from ws's write callback.
+   */
+  sendFrameThen<T> (conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options: OutboundOptions | undefined, done: SendDone<T>, token: T): void {
+    if (!conn.isOpen) return done(token, this.sendFailed(conn, type, id, failure(SendFailure.NOT_OPEN)))
     const route = options?.route
     if (route !== undefined && route.replyCheck !== null && this.config.validateOutbound && !route.replyCheck.Check(payload)) {
       const details = validationDetails(route.replyCheck, payload)
-      return Promise.resolve(this.sendFailed(conn, type, id, failure(SendFailure.INVALID_OUTBOUND), details))
+      return done(token, this.sendFailed(conn, type, id, failure(SendFailure.INVALID_OUTBOUND), details))
     }
     const encoded = encodeFrame(type, id, payload)
-    if (!encoded.ok) return Promise.resolve(this.sendFailed(conn, type, id, failure(SendFailure.SERIALIZE, encoded.error)))
-    return sendText(conn, encoded.text, this.config, options).then((result) => {
-      if (result.ok) {
-        this.stats.sendsOk++
-        return result
-      }
-      if (result.reason === SendFailure.DROPPED) {
-        // A droppable frame (typing, progress) dropped for a slow client: counted, not logged.
-        this.countFailedSend(conn, type, result)
-        return result
-      }
-      return this.sendFailed(conn, type, id, result)
-    })
+    if (!encoded.ok) return done(token, this.sendFailed(conn, type, id, failure(SendFailure.SERIALIZE, encoded.error)))
+    sendTextThen(conn, encoded.text, this.config, options, (_: null, result: SendResult) => {
+      done(token, this.sendOutcome(conn, type, id, result))
+    }, null)
+  }
+
+  /** Count a send's outcome, and log a failure once. */
+  private sendOutcome (conn: Connection, type: string, id: MessageId | undefined, result: SendResult): SendResult {
+    if (result.ok) {
+      this.stats.sendsOk++
+      return result
+    }
+    if (result.reason === SendFailure.DROPPED) {
+      // A droppable frame (typing, progress) dropped for a slow client: counted, not logged.
+      this.countFailedSend(conn, type, result)
+      return result
+    }
+    return this.sendFailed(conn, type, id, result)
   }
 
   /** One frame written without waiting on the socket; its outcome counted, a failure logged once. */
@@ -568,7 +585,7 @@ export class WsRouter {
       const payload: ErrorPayload = { code: failure.code, message: failure.message }
       if (failure.details !== undefined) payload.details = failure.details
       if (ref !== undefined) payload.ref = ref
-      this.sendFrame(conn, 'error', failure.id, payload)
+      this.sendFrameThen(conn, 'error', failure.id, payload, undefined, ignoreOutcome, null)
     }
     if (failure.consecutive !== false) this.countConsecutiveError(conn, failure.seq, failure.blame)
   }
@@ -868,7 +885,12 @@ export interface FanoutResult {
   remote: RemoteOutcome | null
 }
 
-function noop (): void {}
+/** A send whose outcome only needs counting (and a failure logging), which sendFrameThen does. */
+function ignoreOutcome (): void {}
+
+function resolveWith (resolve: (result: SendResult) => void, result: SendResult): void {
+  resolve(result)
+}
 
 /** After terminate() at the end of the grace, how long close() still waits for the sockets' 'close'. */
 const TERMINATE_SETTLE_MS = 500
