@@ -23,6 +23,7 @@ import { Type } from '@sinclair/typebox'
 import type { WebSocket } from 'ws'
 import type { WsRouter as WsRouterClass } from '../lib/router.js'
 import type { buildConfig as BuildConfig } from '../lib/options.js'
+import type { registerPing as RegisterPing } from '../lib/handlers/ping.js'
 import { payloadJson } from './harness/config.js'
 import { spread } from './harness/stats.js'
 import { userMessageReply, type UserMessage } from './servers/shared.js'
@@ -45,9 +46,10 @@ class StubSocket extends EventEmitter {
   readyState = 1
   bufferedAmount = 0
   readonly OPEN = 1
-  written = 0
-  send (_text: string, cb?: (err?: Error) => void): void {
-    this.written++
+  /** The last frame written: checked after the warm-up, so that every contender measures a real reply. */
+  last = ''
+  send (text: string, cb?: (err?: Error) => void): void {
+    this.last = text
     if (cb !== undefined) process.nextTick(cb)
   }
 
@@ -58,7 +60,7 @@ class StubSocket extends EventEmitter {
   ping (): void {}
 }
 
-type OnMessage = (data: Buffer, isBinary: boolean) => void
+type OnMessage = ((data: Buffer, isBinary: boolean) => void) & { socket?: StubSocket }
 
 const log = Fastify({ logger: { level: 'silent' } }).log
 const request = { log } as unknown as FastifyRequest
@@ -68,19 +70,24 @@ async function pluginFrom (dir: string): Promise<OnMessage> {
   const base = pathToFileURL(resolvePath(dir)).href
   const { WsRouter } = await import(`${base}/lib/router.js`) as { WsRouter: typeof WsRouterClass }
   const { buildConfig } = await import(`${base}/lib/options.js`) as { buildConfig: typeof BuildConfig }
+  const { registerPing } = await import(`${base}/lib/handlers/ping.js`) as { registerPing: typeof RegisterPing }
   const router = new WsRouter(buildConfig({ environment: 'production', allowAnonymous: true, rateLimit: false }), log)
+  // The plugin registers `ping` (plugins/router.ts); a bare WsRouter has no built-ins.
+  registerPing(router)
   router.on('user_message', { schema: UserMessageSchema, replyType: 'user_message_result', override: true }, (payload) => userMessageReply(payload))
   router.lock()
   const socket = new StubSocket()
   router.accept(socket as unknown as WebSocket, request, { userId: 'bench' })
   const listener = socket.listeners('message')[0] as (this: StubSocket, data: Buffer, isBinary: boolean) => void
-  return (data, isBinary) => listener.call(socket, data, isBinary)
+  const onMessage: OnMessage = (data, isBinary) => listener.call(socket, data, isBinary)
+  onMessage.socket = socket
+  return onMessage
 }
 
 /** bench/servers/handwritten.ts's onMessage, on the stub socket. */
 function handwritten (): OnMessage {
   const socket = new StubSocket()
-  return (data) => {
+  const onMessage: OnMessage = (data) => {
     const frame = JSON.parse(data.toString()) as { type?: unknown, id?: unknown, payload?: unknown }
     switch (frame.type) {
       case 'ping':
@@ -93,6 +100,8 @@ function handwritten (): OnMessage {
       }
     }
   }
+  onMessage.socket = socket
+  return onMessage
 }
 
 /** CPU µs of `FRAMES` turns, each handling one frame. */
@@ -122,7 +131,12 @@ contenders.push([`B ${args.b}`, await pluginFrom(args.b)])
 for (const kind of ['ping', 'user_message']) {
   const frame = Buffer.from(`{"type":"${kind}","id":12345,"payload":${payloadJson(BYTES)}}`)
   const samples = new Map<string, number[]>(contenders.map(([name]) => [name, []]))
-  for (const [, onMessage] of contenders) await cpuOfTurns(onMessage, frame) // warm-up and JIT
+  const replyType = kind === 'ping' ? 'pong' : 'user_message_result'
+  for (const [name, onMessage] of contenders) {
+    await cpuOfTurns(onMessage, frame) // warm-up and JIT
+    const last = onMessage?.socket?.last
+    if (last !== undefined && !last.startsWith(`{"type":"${replyType}"`)) throw new Error(`${name} answered ${last.slice(0, 80)}, not ${replyType}`)
+  }
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, onMessage] of contenders) (samples.get(name) as number[]).push(await cpuOfTurns(onMessage, frame) * 1000 / FRAMES)
   }
