@@ -11,16 +11,22 @@
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import type { WsRouterOptions } from '../../lib/index.js'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { control } from './control.js'
 import { FASTIFY_OPTIONS, MAX_PAYLOAD_BYTES, userMessageReply } from './shared.js'
 
 /**
- * `WSR_BENCH_PLUGIN=dist` (set by `npm run bench -- --plugin dist`) runs the
- * plugin as published, compiled by tsc into dist/ (`npm run build` first);
- * otherwise its TypeScript sources through tsx.
+ * Which build of the plugin runs: `WSR_BENCH_PLUGIN=dist` (set by `npm run
+ * bench -- --plugin dist`) the published one, compiled by tsc into dist/
+ * (`npm run build` first); a directory holding another tsc build (`dist/`
+ * of an earlier commit: the `plugin-baseline` server, `--baseline DIR`);
+ * otherwise the TypeScript sources through tsx.
  */
-const PLUGIN_FROM = process.env.WSR_BENCH_PLUGIN === 'dist' ? 'dist' : 'lib'
-const libDir = PLUGIN_FROM === 'dist' ? '../../dist/lib/' : '../../lib/'
+const PLUGIN_FROM = process.env.WSR_BENCH_PLUGIN ?? 'lib'
+const libDir = PLUGIN_FROM === 'lib'
+  ? '../../lib/'
+  : PLUGIN_FROM === 'dist' ? '../../dist/lib/' : `${pathToFileURL(resolve(PLUGIN_FROM)).href}/lib/`
 const { wsRouter } = await import(`${libDir}index.js`) as typeof import('../../lib/index.js')
 const { buildConfig } = await import(`${libDir}options.js`) as typeof import('../../lib/options.js')
 
