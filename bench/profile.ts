@@ -6,7 +6,10 @@
  * profile spans its whole life, start-up included; run long measurements
  * (`--measure 20`) so that start-up is a small share.
  *
- *   npx tsx bench/profile.ts bench/results/profiles/plugin-….cpuprofile [--top 30]
+ *   npx tsx bench/profile.ts bench/results/profiles/plugin-….cpuprofile [--top 30] [--skip 8]
+ *
+ * `--skip S` leaves out the first S seconds of the profile (start-up, the
+ * connection ramp), so that the shares are those of the measured load.
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -15,20 +18,24 @@ interface CallFrame { functionName: string, url: string, lineNumber: number }
 interface ProfileNode { id: number, callFrame: CallFrame, hitCount?: number, children?: number[] }
 interface Profile { nodes: ProfileNode[], startTime: number, endTime: number, samples: number[], timeDeltas: number[] }
 
-const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '25' } }, allowPositionals: true })
+const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '25' }, skip: { type: 'string', default: '0' } }, allowPositionals: true })
 const file = positionals[0]
 if (file === undefined) {
   console.error('usage: npx tsx bench/profile.ts FILE.cpuprofile [--top N]')
   process.exit(2)
 }
 const top = Number(values.top)
+const skipMicros = Number(values.skip) * 1e6
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile
 
 // Time per sample: the delta that follows it.
 const selfMicros = new Map<number, number>()
+let elapsed = 0
 for (let i = 0; i < profile.samples.length; i++) {
   const id = profile.samples[i] as number
   const delta = profile.timeDeltas[i + 1] ?? 0
+  elapsed += profile.timeDeltas[i] ?? 0
+  if (elapsed < skipMicros) continue
   selfMicros.set(id, (selfMicros.get(id) ?? 0) + delta)
 }
 const byId = new Map(profile.nodes.map((node) => [node.id, node]))
@@ -85,7 +92,7 @@ for (const [id, micros] of selfMicros) {
   for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
     const frame = (byId.get(at) as ProfileNode).callFrame
     const url = shortUrl(frame.url)
-    if (!/^(lib|plugins)\//.test(url)) continue
+    if (!/^(dist\/)?(lib|plugins)\//.test(url)) continue
     const key = label(frame)
     if (seen.has(key)) continue
     seen.add(key)

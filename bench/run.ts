@@ -8,7 +8,7 @@
  * connect / one message / close cycles.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { relative } from 'node:path'
 import { availableParallelism, cpus, loadavg, totalmem, type } from 'node:os'
 import { createHistogram, performance } from 'node:perf_hooks'
@@ -45,6 +45,8 @@ const { values: args } = parseArgs({
     'skip-churn': { type: 'boolean', default: false },
     'heap-snapshots': { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
+    plugin: { type: 'string', default: 'lib' },
+    baseline: { type: 'string' },
     workers: { type: 'string' },
     'cpu-prof': { type: 'string' },
     out: { type: 'string' },
@@ -70,6 +72,11 @@ if (args.help) {
   --heap-snapshots        memory probe: also write V8 heap snapshots (idle and loaded) to bench/results/heap/
                           (compare with: npx tsx bench/heap-diff.ts IDLE LOADED CONNECTIONS)
   --no-pin                do not pin client and servers to separate cores
+  --plugin lib|dist|DIR   run the plugin servers from the TypeScript sources (lib, default), as
+                          published, compiled into dist/ by \`npm run build\` (dist; build first), or
+                          from a copy of such a build in DIR (safe from a rebuild during the run)
+  --baseline DIR          the targets baseline-ping, baseline-user_message run the tsc build in DIR
+                          (an earlier commit's dist/ directory) beside the current one, round by round
   --workers N             load-generator worker threads (default: cores given to the client)
   --cpu-prof a,b          write V8 CPU profiles of these servers to bench/results/profiles/
   --out DIR               results directory (default bench/results)
@@ -128,6 +135,14 @@ const targets: TargetSpec[] = mode.targets.map((id) => {
 })
 for (const name of [...mode.memoryServers, ...mode.churnServers]) {
   if (!(name in SERVERS)) throw new Error(`unknown server ${name}`)
+}
+if (args.plugin === 'dist' && !existsSync(`${repoRoot}dist/lib/index.js`)) throw new Error('--plugin dist: run `npm run build` first')
+if (args.plugin !== 'lib' && args.plugin !== 'dist' && !existsSync(`${args.plugin}/lib/index.js`)) throw new Error(`--plugin ${args.plugin}: not lib, dist, or a directory holding a tsc build (lib/index.js)`)
+// The plugin servers read it (bench/servers/plugin-app.ts); child processes inherit the environment.
+process.env.WSR_BENCH_PLUGIN = args.plugin
+if (args.baseline !== undefined) {
+  if (!existsSync(`${args.baseline}/lib/index.js`)) throw new Error(`--baseline ${args.baseline}: no lib/index.js there (a tsc build of an earlier commit)`)
+  process.env.WSR_BENCH_BASELINE = args.baseline
 }
 const profiled = new Set(list(args['cpu-prof']) ?? [])
 const outDir = args.out ?? `${repoRoot}bench/results`

@@ -16,6 +16,7 @@ import Fastify, { type FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { buildConfig } from '../lib/options.js'
 import { WsRouter } from '../lib/router.js'
+import { registerPing } from '../lib/handlers/ping.js'
 import { payloadJson } from './harness/config.js'
 import { spread } from './harness/stats.js'
 import { kEngine } from '../lib/symbols.js'
@@ -28,7 +29,9 @@ class StubSocket extends EventEmitter {
   bufferedAmount = 0
   readonly OPEN = 1
   written = 0
-  send (_text: string, cb?: (err?: Error) => void): void {
+  last = ''
+  send (text: string, cb?: (err?: Error) => void): void {
+    this.last = text
     this.written++
     cb?.()
   }
@@ -42,6 +45,9 @@ class StubSocket extends EventEmitter {
 
 const log = Fastify({ logger: { level: 'silent' } }).log
 const router = new WsRouter(buildConfig({ environment: 'production', allowAnonymous: true }), log)
+// The plugin registers `ping` (plugins/router.ts); without it every "served"
+// frame was an UNKNOWN_TYPE error frame.
+registerPing(router[kEngine].builtins)
 router[kEngine].lock()
 const socket = new StubSocket()
 const request = { log } as unknown as FastifyRequest
@@ -76,6 +82,7 @@ for (const bytes of [64, 4096]) {
   const n = bytes > 1000 ? 20_000 : 100_000
   console.log(`\n== ping frame of ${frame.length} bytes (payload ${bytes} B), production preset ==`)
   const served = await measure('  served (pong written)', n, frame, false)
+  if (!socket.last.startsWith('{"type":"pong"')) throw new Error(`served frames were answered ${socket.last.slice(0, 80)}`)
   const refused = await measure('  rate-limited (RATE_LIMITED written)', n, frame, true)
   console.log(`  rate-limited / served: ${(refused / served).toFixed(2)}`)
 }

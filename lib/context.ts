@@ -10,7 +10,7 @@ import { isWsRouterError, SendFailure, WireErrorCode } from './errors.js'
 import { rejectFrame } from './error-frames.js'
 import { frameSucceeded } from './error-run.js'
 import { Invocation } from './invoke.js'
-import { sendFailed, sendFrame } from './outbound.js'
+import { sendFailed, sendFrame, sendFrameThen } from './outbound.js'
 
 /**
  * Told how one envelope ended: used by `batch` to build its result. The
@@ -139,27 +139,22 @@ export class HandlerContext<Reply = unknown> extends Invocation {
     // The frame succeeded now, at its place in arrival order: its reply's write
     // is not awaited, so pipelined frames are judged in the order they came.
     frameSucceeded(this.conn, this.seq)
-    let sent: Promise<SendResult> | null
     if (this.pendingReply !== null) {
       // reply() was called: that is the answer, a return value is not sent twice.
-      sent = this.pendingReply
+      this.pendingReply.then((result) => this.replyWritten(result))
     } else if (value !== undefined) {
-      sent = sendFrame(this.core, this.conn, this.route.replyType, this.id, value, { route: this.route, droppable: this.route.droppable })
+      // No promise on the success path: the write callback reports the outcome.
+      sendFrameThen(this.core, this.conn, this.route.replyType, this.id, value, { route: this.route, droppable: this.route.droppable }, replyWritten, this)
     } else if (this.id !== undefined) {
-      sent = sendFrame(this.core, this.conn, 'ack', this.id, { receivedType: this.type, handled: true })
+      sendFrameThen(this.core, this.conn, 'ack', this.id, { receivedType: this.type, handled: true }, undefined, replyWritten, this)
     } else {
-      sent = null
-    }
-    if (sent === null) {
       this.route.counters.handled++
       this.sink?.settle(true)
-      return
     }
-    sent.then((result) => this.replyWritten(result))
   }
 
   /** @internal The reply's write ended. */
-  private replyWritten (result: SendResult): void {
+  replyWritten (result: SendResult): void {
     if (result.ok) {
       this.route.counters.handled++
       this.sink?.settle(true)
@@ -207,4 +202,9 @@ export class HandlerContext<Reply = unknown> extends Invocation {
 /** Reasons for which the socket is fine and the client can still be told. */
 function canStillAnswer (reason: SendFailure): boolean {
   return reason === SendFailure.INVALID_OUTBOUND || reason === SendFailure.TOO_LARGE || reason === SendFailure.SERIALIZE || reason === SendFailure.DROPPED
+}
+
+/** sendFrameThen's callback for a reply or ack: no closure per frame. */
+function replyWritten (ctx: HandlerContext<unknown>, result: SendResult): void {
+  ctx.replyWritten(result)
 }

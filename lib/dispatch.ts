@@ -9,7 +9,7 @@ import { nextFrame } from './error-run.js'
 import { scanId } from './id-scan.js'
 import { hasRoom, invoke } from './invoke.js'
 import { handleJsonRpc, JsonRpcCode, looksLikeJsonRpc, sendJsonRpcFailure, type JsonRpcHost } from './jsonrpc.js'
-import { sendFrame, writeFrameNow } from './outbound.js'
+import { ignoreOutcome, sendFrameThen, writeFrameNow } from './outbound.js'
 import { ABUSE_WINDOW_MS, countRefusal, takeToken, type RateLimitConfig } from './rate-limit.js'
 import type { HandlerRegistry } from './registry.js'
 import { validationDetails } from './schema.js'
@@ -130,7 +130,7 @@ function handleUnknownType (router: PipelineHost, conn: Connection, type: string
     sink?.settle(false, WireErrorCode.UNKNOWN_TYPE, message)
     return
   }
-  if (policy === 'ack' && id !== undefined) sendFrame(router, conn, 'ack', id, { receivedType: type, handled: false })
+  if (policy === 'ack' && id !== undefined) sendFrameThen(router, conn, 'ack', id, { receivedType: type, handled: false }, undefined, ignoreOutcome, null)
   // 'ignore': nothing is sent, by the app's explicit choice.
   sink?.settle(false, WireErrorCode.UNKNOWN_TYPE, `No handler for message type "${type}"`)
 }

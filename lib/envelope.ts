@@ -1,4 +1,3 @@
-import sjson from 'secure-json-parse'
 import { WireErrorCode } from './errors.js'
 
 /**
@@ -16,12 +15,25 @@ export type DecodeResult =
   | { readonly ok: true, readonly type: string, readonly id: MessageId | undefined, readonly payload: unknown }
   | { readonly ok: false, readonly code: WireErrorCode, readonly message: string, readonly id: MessageId | undefined }
 
-type Problem = typeof WireErrorCode.MAX_DEPTH_EXCEEDED | typeof WireErrorCode.NON_FINITE_NUMBER | undefined
+type Problem = typeof WireErrorCode.FORBIDDEN_KEY | typeof WireErrorCode.MAX_DEPTH_EXCEEDED | typeof WireErrorCode.NON_FINITE_NUMBER | undefined
 
 /**
- * One walk by value (never by character) for nesting depth and non-finite
- * numbers. Recursion is safe: it never goes deeper than `maxDepth`, however
- * deep the input nests, and it allocates nothing.
+ * A key that could reach a prototype if a handler merged the value into an
+ * object: an own `__proto__` (JSON.parse makes it a plain own property), or
+ * a `constructor` object with its own `prototype` (the rule of
+ * secure-json-parse, applied to the parsed keys, so escapes such as
+ * `\u005f\u005fproto\u005f\u005f` are seen decoded).
+ */
+function isForbiddenKey (key: string, value: unknown): boolean {
+  if (key === '__proto__') return true
+  return key === 'constructor' && value !== null && typeof value === 'object' && Object.hasOwn(value, 'prototype')
+}
+
+/**
+ * One walk by value (never by character) for forbidden keys, nesting depth
+ * and non-finite numbers: the only pass over a frame besides `JSON.parse`.
+ * Recursion is safe: it never goes deeper than `maxDepth`, however deep the
+ * input nests, and it allocates nothing.
  */
 function findProblem (value: unknown, depth: number, maxDepth: number): Problem {
   if (typeof value === 'number') return Number.isFinite(value) ? undefined : WireErrorCode.NON_FINITE_NUMBER
@@ -34,12 +46,32 @@ function findProblem (value: unknown, depth: number, maxDepth: number): Problem 
     }
     return undefined
   }
-  // JSON.parse output has no inherited enumerable keys, and __proto__ keys were refused before.
+  // JSON.parse output has no inherited enumerable keys.
   for (const key in value) {
-    const problem = findProblem((value as Record<string, unknown>)[key], depth + 1, maxDepth)
+    const child = (value as Record<string, unknown>)[key]
+    if (isForbiddenKey(key, child)) return WireErrorCode.FORBIDDEN_KEY
+    const problem = findProblem(child, depth + 1, maxDepth)
     if (problem !== undefined) return problem
   }
   return undefined
+}
+
+/**
+ * Forbidden keys anywhere, however deep: the failure path only, so that a
+ * forbidden key is reported before depth and numbers, as documented. A loop
+ * over a queue, not recursion: the value may nest beyond any stack.
+ */
+function hasForbiddenKey (root: object): boolean {
+  const queue: object[] = [root]
+  for (let at = 0; at < queue.length; at++) {
+    const node = queue[at] as Record<string, unknown>
+    for (const key in node) {
+      const child = node[key]
+      if (!Array.isArray(node) && isForbiddenKey(key, child)) return true
+      if (child !== null && typeof child === 'object') queue.push(child)
+    }
+  }
+  return false
 }
 
 function readId (value: unknown): MessageId | undefined | null {
@@ -56,8 +88,8 @@ function salvageId (parsed: unknown): MessageId | undefined {
   return id ?? undefined
 }
 
-/** JSON.parse for the failure path only: a BOM stripped, never throws. */
-function parseLoosely (text: string): unknown {
+/** JSON.parse with a leading BOM stripped; undefined for text that is not JSON (JSON has no undefined). */
+function parseJson (text: string): unknown {
   try {
     return JSON.parse(text.charCodeAt(0) === 0xFEFF ? text.slice(1) : text)
   } catch {
@@ -83,23 +115,21 @@ export type ParseResult =
  * (`__proto__`, `constructor.prototype`), nesting depth, non-finite numbers.
  */
 export function parseFrame (text: string, maxDepth: number): ParseResult {
-  // secure-json-parse answers undefined for bad JSON (JSON has no undefined)
-  // and null for a forbidden key, which only an object can hold.
-  const parsed: unknown = sjson.safeParse(text)
+  const parsed = parseJson(text)
   if (parsed === undefined) return fail(WireErrorCode.INVALID_JSON, 'Frame is not valid JSON')
-  if (parsed === null) {
-    if (!text.includes('{')) return { ok: true, value: null }
-    return fail(WireErrorCode.FORBIDDEN_KEY, 'Frame contains a forbidden key (__proto__ or constructor.prototype)', salvageId(parseLoosely(text)))
-  }
-  if (typeof parsed === 'object') {
-    const problem = findProblem(parsed, 0, maxDepth)
+  if (parsed !== null && typeof parsed === 'object') {
+    let problem = findProblem(parsed, 0, maxDepth)
+    if (problem === undefined) return { ok: true, value: parsed }
+    if (problem !== WireErrorCode.FORBIDDEN_KEY && hasForbiddenKey(parsed)) problem = WireErrorCode.FORBIDDEN_KEY
+    if (problem === WireErrorCode.FORBIDDEN_KEY) {
+      return fail(problem, 'Frame contains a forbidden key (__proto__ or constructor.prototype)', salvageId(parsed))
+    }
     if (problem === WireErrorCode.MAX_DEPTH_EXCEEDED) {
       return fail(problem, `Frame nests deeper than ${maxDepth} levels`, salvageId(parsed))
     }
-    if (problem === WireErrorCode.NON_FINITE_NUMBER) {
-      return fail(problem, 'Frame contains a number that is not finite', salvageId(parsed))
-    }
-  } else if (typeof parsed === 'number' && !Number.isFinite(parsed)) {
+    return fail(problem, 'Frame contains a number that is not finite', salvageId(parsed))
+  }
+  if (typeof parsed === 'number' && !Number.isFinite(parsed)) {
     return fail(WireErrorCode.NON_FINITE_NUMBER, 'Frame contains a number that is not finite')
   }
   return { ok: true, value: parsed }

@@ -5,7 +5,7 @@ import { closeConnection } from './closing.js'
 import type { MessageId } from './envelope.js'
 import { CloseCode } from './errors.js'
 import { frameFailed, runBlame, type Blame } from './error-run.js'
-import { sendFrame } from './outbound.js'
+import { ignoreOutcome, sendFrameThen } from './outbound.js'
 
 /**
  * A frame that ended in failure: counted, logged once (with a `ref` tying
@@ -58,7 +58,7 @@ export function rejectFrame (core: RouterCore, conn: Connection, failure: FrameF
     const payload: ErrorPayload = { code: failure.code, message: failure.message }
     if (failure.details !== undefined) payload.details = failure.details
     if (ref !== undefined) payload.ref = ref
-    sendFrame(core, conn, 'error', failure.id, payload)
+    sendFrameThen(core, conn, 'error', failure.id, payload, undefined, ignoreOutcome, null)
   }
   if (failure.consecutive !== false) countConsecutiveError(core, conn, failure.seq, failure.blame)
 }

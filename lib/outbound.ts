@@ -4,7 +4,7 @@ import type { RouterCore } from './core.js'
 import { closeConnection } from './closing.js'
 import { encodeFrame, type MessageId } from './envelope.js'
 import { validationDetails, type SchemaCheck } from './schema.js'
-import { failure, sendText, writeNow, type SendFailed, type SendOptions, type SendResult } from './send.js'
+import { failure, sendTextThen, writeNow, type SendDone, type SendFailed, type SendOptions, type SendResult } from './send.js'
 
 /**
  * Sends to one connection and their accounting: every send is counted, a
@@ -19,26 +19,50 @@ export interface OutboundOptions extends SendOptions {
 
 /** Serialise, check and write one frame; count the outcome and log a failure once. */
 export function sendFrame (core: RouterCore, conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options?: OutboundOptions): Promise<SendResult> {
-  if (!conn.isOpen) return Promise.resolve(sendFailed(core, conn, type, id, failure(SendFailure.NOT_OPEN)))
+  return new Promise<SendResult>((resolve) => {
+    sendFrameThen(core, conn, type, id, payload, options, resolveWith, resolve)
+  })
+}
+
+/**
+ * `sendFrame` without a promise, for the per-frame path (replies, acks,
+ * error frames): the outcome is counted and a failure logged once, then
+ * `done(token, result)` is called, synchronously for a send refused before
+ * the socket, otherwise from ws's write callback.
+ */
+export function sendFrameThen<T> (core: RouterCore, conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options: OutboundOptions | undefined, done: SendDone<T>, token: T): void {
+  if (!conn.isOpen) return done(token, sendFailed(core, conn, type, id, failure(SendFailure.NOT_OPEN)))
   const route = options?.route
   if (route !== undefined && route.replyCheck !== null && core.config.validateOutbound && !route.replyCheck.Check(payload)) {
     const details = validationDetails(route.replyCheck, payload)
-    return Promise.resolve(sendFailed(core, conn, type, id, failure(SendFailure.INVALID_OUTBOUND), details))
+    return done(token, sendFailed(core, conn, type, id, failure(SendFailure.INVALID_OUTBOUND), details))
   }
   const encoded = encodeFrame(type, id, payload)
-  if (!encoded.ok) return Promise.resolve(sendFailed(core, conn, type, id, failure(SendFailure.SERIALIZE, encoded.error)))
-  return sendText(conn, encoded.text, core.config, options).then((result) => {
-    if (result.ok) {
-      core.stats.sendsOk++
-      return result
-    }
-    if (result.reason === SendFailure.DROPPED) {
-      // A droppable frame (typing, progress) dropped for a slow client: counted, not logged.
-      countFailedSend(core, conn, type, result)
-      return result
-    }
-    return sendFailed(core, conn, type, id, result)
-  })
+  if (!encoded.ok) return done(token, sendFailed(core, conn, type, id, failure(SendFailure.SERIALIZE, encoded.error)))
+  sendTextThen(conn, encoded.text, core.config, options, (_: null, result: SendResult) => {
+    done(token, sendOutcome(core, conn, type, id, result))
+  }, null)
+}
+
+/** Count a send's outcome, and log a failure once. */
+function sendOutcome (core: RouterCore, conn: Connection, type: string, id: MessageId | undefined, result: SendResult): SendResult {
+  if (result.ok) {
+    core.stats.sendsOk++
+    return result
+  }
+  if (result.reason === SendFailure.DROPPED) {
+    // A droppable frame (typing, progress) dropped for a slow client: counted, not logged.
+    countFailedSend(core, conn, type, result)
+    return result
+  }
+  return sendFailed(core, conn, type, id, result)
+}
+
+/** A send whose outcome only needs counting (and a failure logging), which sendFrameThen does. */
+export function ignoreOutcome (): void {}
+
+function resolveWith (resolve: (result: SendResult) => void, result: SendResult): void {
+  resolve(result)
 }
 
 /** One encoded frame written without waiting on the socket; its outcome counted, a failure logged once. */
@@ -54,10 +78,10 @@ export function sendJsonRpc (core: RouterCore, conn: Connection, text: string, l
     sendFailed(core, conn, label, undefined, failure(SendFailure.NOT_OPEN))
     return
   }
-  sendText(conn, text, core.config).then((result) => {
+  sendTextThen(conn, text, core.config, undefined, (_: null, result: SendResult) => {
     if (result.ok) core.stats.sendsOk++
     else sendFailed(core, conn, label, undefined, result)
-  }, noop)
+  }, null)
 }
 
 /** A send that failed (or was refused before the socket, a second reply say): counted and logged once. */
@@ -94,5 +118,3 @@ function closeStuck (core: RouterCore, conn: Connection): void {
     fields: { bufferedAmount: conn.socket.bufferedAmount, maxBufferedBytes: core.config.maxBufferedBytes }
   })
 }
-
-function noop (): void {}

@@ -44,6 +44,9 @@ function exceedsBytes (text: string, max: number): boolean {
   return Buffer.byteLength(text) > max
 }
 
+/** Told the outcome of one send; `token` is what the caller handed in (no closure per send). */
+export type SendDone<T> = (token: T, result: SendResult) => void
+
 /**
  * Write one serialised frame to a connection.
  * - not OPEN: `NOT_OPEN` at once, never retried;
@@ -56,21 +59,38 @@ function exceedsBytes (text: string, max: number): boolean {
  *   confirmed the write within `sendTimeoutMs` (the bytes may still arrive).
  */
 export function sendText (conn: Connection, text: string, limits: SendLimits, options?: SendOptions): Promise<SendResult> {
+  return new Promise<SendResult>((resolve) => {
+    sendTextThen(conn, text, limits, options, resolveWith, resolve)
+  })
+}
+
+function resolveWith (resolve: (result: SendResult) => void, result: SendResult): void {
+  resolve(result)
+}
+
+/**
+ * `sendText` without a promise, for the per-frame path: `done(token, result)`
+ * is called once, synchronously for a send refused before the socket,
+ * otherwise from ws's write callback (or the drain wait, or the timeout).
+ * A reply costs one write callback, not a promise and its microtasks.
+ */
+export function sendTextThen<T> (conn: Connection, text: string, limits: SendLimits, options: SendOptions | undefined, done: SendDone<T>, token: T): void {
   const socket = conn.socket
-  if (socket.readyState !== OPEN) return Promise.resolve(NOT_OPEN)
-  if (exceedsBytes(text, limits.maxOutboundBytes)) return Promise.resolve(TOO_LARGE)
+  if (socket.readyState !== OPEN) return done(token, NOT_OPEN)
+  if (exceedsBytes(text, limits.maxOutboundBytes)) return done(token, TOO_LARGE)
   const buffered = socket.bufferedAmount
   if (buffered >= limits.highWaterMarkBytes) {
-    if (options?.droppable === true) return Promise.resolve(DROPPED)
-    return waitForDrain(conn, limits.sendTimeoutMs).then((drained) => {
-      if (socket.readyState !== OPEN) return NOT_OPEN
+    if (options?.droppable === true) return done(token, DROPPED)
+    waitForDrain(conn, limits.sendTimeoutMs).then((drained) => {
+      if (socket.readyState !== OPEN) return done(token, NOT_OPEN)
       const now = socket.bufferedAmount
-      if (!drained || now >= limits.highWaterMarkBytes || overCap(now, text, limits)) return BACKPRESSURE
-      return write(conn, text, limits)
+      if (!drained || now >= limits.highWaterMarkBytes || overCap(now, text, limits)) return done(token, BACKPRESSURE)
+      write(conn, text, limits, done, token)
     })
+    return
   }
-  if (overCap(buffered, text, limits)) return Promise.resolve(BACKPRESSURE)
-  return write(conn, text, limits)
+  if (overCap(buffered, text, limits)) return done(token, BACKPRESSURE)
+  write(conn, text, limits, done, token)
 }
 
 /** An empty buffer always takes one frame; a non-empty one stays under the hard cap. */
@@ -78,29 +98,29 @@ function overCap (buffered: number, text: string, limits: SendLimits): boolean {
   return buffered > 0 && buffered + text.length > limits.maxBufferedBytes
 }
 
-function write (conn: Connection, text: string, limits: SendLimits): Promise<SendResult> {
-  return new Promise<SendResult>((resolve) => {
-    let timer: NodeJS.Timeout | undefined
-    let settled = false
-    const socket = conn.socket
-    socket.send(text, (err) => {
-      if (timer !== undefined) clearTimeout(timer)
-      if (conn.drainWaiters !== null && socket.bufferedAmount < limits.highWaterMarkBytes) {
-        conn.wakeDrainWaiters(true)
-      }
-      if (settled) return
-      if (err === undefined || err === null) resolve(SENT)
-      else resolve(socket.readyState === OPEN ? failure(SendFailure.WRITE_ERROR, err) : NOT_OPEN)
-    })
-    // The kernel took the whole frame at once in the common case; only a
-    // frame left in the socket's buffer needs a deadline.
-    if (socket.bufferedAmount > 0) {
-      timer = setTimeout(() => {
-        settled = true
-        resolve(TIMEOUT)
-      }, limits.sendTimeoutMs)
+function write<T> (conn: Connection, text: string, limits: SendLimits, done: SendDone<T>, token: T): void {
+  let timer: NodeJS.Timeout | undefined
+  let settled = false
+  const socket = conn.socket
+  socket.send(text, (err) => {
+    if (timer !== undefined) clearTimeout(timer)
+    if (conn.drainWaiters !== null && socket.bufferedAmount < limits.highWaterMarkBytes) {
+      conn.wakeDrainWaiters(true)
     }
+    if (settled) return
+    settled = true
+    if (err === undefined || err === null) done(token, SENT)
+    else done(token, socket.readyState === OPEN ? failure(SendFailure.WRITE_ERROR, err) : NOT_OPEN)
   })
+  // The kernel took the whole frame at once in the common case; only a
+  // frame left in the socket's buffer needs a deadline.
+  if (socket.bufferedAmount > 0) {
+    timer = setTimeout(() => {
+      if (settled) return
+      settled = true
+      done(token, TIMEOUT)
+    }, limits.sendTimeoutMs)
+  }
 }
 
 /**

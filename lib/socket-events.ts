@@ -7,7 +7,7 @@ import { handleFrame, type PipelineHost } from './dispatch.js'
 import { PROTOCOL_VERSION } from './envelope.js'
 import type { Identity } from './identity.js'
 import { startHeartbeat, stopHeartbeat } from './liveness.js'
-import { sendFrame } from './outbound.js'
+import { ignoreOutcome, sendFrameThen } from './outbound.js'
 
 /**
  * Socket wiring: a new socket is adopted (its listeners attached
@@ -54,13 +54,13 @@ export function accept (host: PipelineHost, socket: WebSocket, request: FastifyR
   startHeartbeat(host)
   // A JSON-RPC route speaks nothing but JSON-RPC, so stock clients work unchanged.
   if (config.protocol === 'jsonrpc') return conn
-  sendFrame(host, conn, 'connection_established', undefined, {
+  sendFrameThen(host, conn, 'connection_established', undefined, {
     connectionId: id,
     userId,
     protocolVersion: PROTOCOL_VERSION,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     maxPayloadBytes: config.maxPayloadBytes
-  })
+  }, undefined, ignoreOutcome, null)
   return conn
 }
 

@@ -19,7 +19,8 @@ export const SERVERS: Readonly<Record<ServerName, ServerSpec>> = {
   handwritten: { name: 'handwritten', label: 'hand-written @fastify/websocket router', protocol: 'json', path: '/ws', greeting: false },
   socketio: { name: 'socketio', label: 'Socket.IO 4 (acked events)', protocol: 'socketio', path: '/socket.io/?EIO=4&transport=websocket', greeting: false },
   plugin: { name: 'plugin', label: 'fastify-ws-router', protocol: 'json', path: '/ws', greeting: true },
-  'plugin-lifecycle': { name: 'plugin-lifecycle', label: 'fastify-ws-router, lifecycle on', protocol: 'json', path: '/ws', greeting: true }
+  'plugin-lifecycle': { name: 'plugin-lifecycle', label: 'fastify-ws-router, lifecycle on', protocol: 'json', path: '/ws', greeting: true },
+  'plugin-baseline': { name: 'plugin-baseline', label: 'fastify-ws-router, baseline build (--baseline)', protocol: 'json', path: '/ws', greeting: true }
 }
 
 export function endpointOf (server: ServerSpec, port: number): Endpoint {
@@ -47,7 +48,10 @@ export const TARGETS: readonly TargetSpec[] = [
   { id: 'socketio-user_message', number: 3, label: '(3) Socket.IO ack, user_message', server: 'socketio', kind: 'user_message', replyType: '' },
   { id: 'plugin-ping', number: 4, label: '(4) plugin, ping → pong', server: 'plugin', kind: 'ping', replyType: 'pong' },
   { id: 'plugin-user_message', number: 5, label: '(5) plugin, validated user_message', server: 'plugin', kind: 'user_message', replyType: 'user_message_result' },
-  { id: 'plugin-lifecycle', number: 6, label: '(6) plugin, lifecycle on (heartbeat 1 s, rate limit, idle timeout)', server: 'plugin-lifecycle', kind: 'user_message', replyType: 'user_message_result' }
+  { id: 'plugin-lifecycle', number: 6, label: '(6) plugin, lifecycle on (heartbeat 1 s, rate limit, idle timeout)', server: 'plugin-lifecycle', kind: 'user_message', replyType: 'user_message_result' },
+  // Only with --baseline DIR: (4) and (5) built from an earlier commit, for before/after in one run.
+  { id: 'baseline-ping', number: 7, label: '(7) baseline build, ping → pong', server: 'plugin-baseline', kind: 'ping', replyType: 'pong' },
+  { id: 'baseline-user_message', number: 7, label: '(7) baseline build, validated user_message', server: 'plugin-baseline', kind: 'user_message', replyType: 'user_message_result' }
 ]
 
 /** The baselines a plugin target is compared with: same message, other server. */
@@ -117,7 +121,7 @@ export const MODES: Readonly<Record<Mode['name'], Mode>> = {
   full: {
     name: 'full',
     scenarios: ALL_SCENARIOS.map((s) => s.id),
-    targets: TARGETS.map((t) => t.id),
+    targets: TARGETS.filter((t) => t.server !== 'plugin-baseline').map((t) => t.id),
     rounds: 3,
     warmupMs: 2000,
     measureMs: 5000,

@@ -95,8 +95,16 @@ export function evaluateChecks (results: Results): Check[] {
     const ping = ratios(results, scenario, 'plugin-ping', 'handwritten-ping')
     if (ping !== undefined) checks.push(check(`ping: p99 latency vs hand-written, ${labelOf(scenario)}`, ping.p99, '<=', 1.25, '×'))
   }
+  // Issue 9's targets: in every scenario of the run, not only the key ones.
+  for (const scenario of ALL_SCENARIOS.map((s) => s.id)) {
+    const at = labelOf(scenario)
+    const ping = ratios(results, scenario, 'plugin-ping', 'handwritten-ping')
+    if (ping !== undefined) checks.push(check(`issue 9: ping, server CPU per reply vs hand-written, ${at}`, ping.cpu, '<=', 1.1, '×'))
+    const validated = ratios(results, scenario, 'plugin-user_message', 'handwritten-user_message')
+    if (validated !== undefined) checks.push(check(`issue 9: validated typed handler, server CPU per reply vs hand-written, ${at}`, validated.cpu, '<=', 1.2, '×'))
+  }
   const handMemory = results.memory.find((m) => m.server === 'handwritten')
-  for (const name of ['plugin', 'plugin-lifecycle']) {
+  for (const name of ['plugin', 'plugin-lifecycle', 'plugin-baseline']) {
     const probe = results.memory.find((m) => m.server === name)
     if (probe === undefined || handMemory === undefined) continue
     const label = SERVERS[name as 'plugin'].label

@@ -10,10 +10,25 @@
  */
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { wsRouter, type WsRouterOptions } from '../../lib/index.js'
-import { buildConfig } from '../../lib/options.js'
+import type { WsRouterOptions } from '../../lib/index.js'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { control } from './control.js'
 import { FASTIFY_OPTIONS, MAX_PAYLOAD_BYTES, userMessageReply } from './shared.js'
+
+/**
+ * Which build of the plugin runs: `WSR_BENCH_PLUGIN=dist` (set by `npm run
+ * bench -- --plugin dist`) the published one, compiled by tsc into dist/
+ * (`npm run build` first); a directory holding another tsc build (`dist/`
+ * of an earlier commit: the `plugin-baseline` server, `--baseline DIR`);
+ * otherwise the TypeScript sources through tsx.
+ */
+const PLUGIN_FROM = process.env.WSR_BENCH_PLUGIN ?? 'lib'
+const libDir = PLUGIN_FROM === 'lib'
+  ? '../../lib/'
+  : PLUGIN_FROM === 'dist' ? '../../dist/lib/' : `${pathToFileURL(resolve(PLUGIN_FROM)).href}/lib/`
+const { wsRouter } = await import(`${libDir}index.js`) as typeof import('../../lib/index.js')
+const { buildConfig } = await import(`${libDir}options.js`) as typeof import('../../lib/options.js')
 
 const UserMessage = Type.Object({ room: Type.String(), text: Type.String() })
 
@@ -62,7 +77,7 @@ export async function startPlugin (name: string, wanted: Record<string, unknown>
 
   control(name, {
     port: address.port,
-    info: { options: { ...BASE_OPTIONS, ...applied }, unknownOptions: unknown },
+    info: { options: { ...BASE_OPTIONS, ...applied }, unknownOptions: unknown, pluginFrom: PLUGIN_FROM },
     connections: () => app.wsRouter.connectionCount,
     stats: () => ({ connectionCount: app.wsRouter.connectionCount, stats: app.wsRouter.getStats() }),
     close: () => app.close()

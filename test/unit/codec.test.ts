@@ -16,6 +16,17 @@ t.test('decode: a valid envelope, and each refusal with the id when readable', a
   t.match(readEnvelope({ type: 'x'.repeat(65) }), { ok: false, code: 'INVALID_MESSAGE' })
 })
 
+t.test('decode: forbidden keys are found by value, escaped or deep, and reported before depth and numbers', async (t) => {
+  t.match(parseFrame('{"id":5,"p":{"\\u005f\\u005fproto\\u005f\\u005f":{}}}', 32), { ok: false, code: 'FORBIDDEN_KEY', id: 5 }, 'escaped __proto__')
+  t.match(parseFrame('{"id":6,"p":[{"constructor":{"prototype":{"x":1}}}]}', 32), { ok: false, code: 'FORBIDDEN_KEY', id: 6 }, 'constructor.prototype inside an array')
+  t.match(parseFrame('{"id":7,"p":[[[[{"__proto__":1}]]]]}', 3), { ok: false, code: 'FORBIDDEN_KEY', id: 7 }, 'deeper than maxDepth: still a forbidden key')
+  t.match(parseFrame('{"id":8,"n":1e400,"p":{"__proto__":1}}', 32), { ok: false, code: 'FORBIDDEN_KEY', id: 8 }, 'before a non-finite number met earlier')
+  t.same(parseFrame('{"constructor":{"name":"x"},"a":["__proto__"]}', 32), { ok: true, value: { constructor: { name: 'x' }, a: ['__proto__'] } }, 'a constructor without prototype, or the word as a value, is fine')
+  t.same(parseFrame('\uFEFF{"a":1}', 32), { ok: true, value: { a: 1 } }, 'a leading BOM is skipped')
+  const deep = '['.repeat(20000) + ']'.repeat(20000)
+  t.match(parseFrame(deep, 32), { ok: false, code: 'MAX_DEPTH_EXCEEDED' }, 'very deep nesting: no stack overflow')
+})
+
 t.test('encode: one JSON text; the pre-serialised payload gives the same text', async (t) => {
   const encoded = encodeFrame('error', 'a"b', { code: 'RATE_LIMITED', message: 'm' })
   t.ok(encoded.ok)
