@@ -58,7 +58,7 @@ const fastifyRegisterKeys = new Set(['logLevel', 'logSerializers'])
 type NestedConfig<T extends TObject> = { readonly [K in keyof T['properties']]: ConfigValue<T['properties'][K]> }
 
 /** The `health` option as config. */
-export type HealthConfig = NestedConfig<typeof HealthSchema>
+export interface HealthConfig extends NestedConfig<typeof HealthSchema> {}
 
 /**
  * Options whose config value is not the given value or its default as it
@@ -94,7 +94,8 @@ type Resolved = { [K in keyof typeof resolvers]: ReturnType<(typeof resolvers)[K
 type ConfigValue<S extends TSchema> = S extends { default: unknown } | { preset: true } ? Static<S> : Static<S> | undefined
 
 /** The resolved options (`app.wsRouter.config`): every option with its default or preset applied, frozen. */
-export type RouterConfig = {
+export interface RouterConfig extends ConfigValues {}
+type ConfigValues = {
   readonly [K in OptionName | keyof Resolved]: K extends keyof Resolved ? Resolved[K] : K extends OptionName ? ConfigValue<OptionProperties[K]> : never
 }
 
