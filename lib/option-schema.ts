@@ -76,7 +76,7 @@ export const RateLimitSchema = Type.Object({
   /** Frames accepted at once before the rate applies. */
   burst: PositiveInt(1_000_000)
 }, { additionalProperties: false })
-export type RateLimitOption = Static<typeof RateLimitSchema>
+export interface RateLimitOption extends Static<typeof RateLimitSchema> {}
 
 const builtinOn = Type.Optional(withDefault(Type.Boolean(), true))
 /** Each built-in message family, on unless switched off. */
@@ -89,7 +89,7 @@ export const BuiltinsSchema = Type.Object({
   clientError: builtinOn,
   batch: builtinOn
 }, { additionalProperties: false })
-export type BuiltinSwitches = Static<typeof BuiltinsSchema>
+export interface BuiltinSwitches extends Static<typeof BuiltinsSchema> {}
 
 export const MetricsSchema = Type.Object({
   /** A prom-client `Registry`; default prom-client's global `register`. */
@@ -99,7 +99,7 @@ export const MetricsSchema = Type.Object({
   /** Route serving the registry's exposition, or false when the app serves it. Default `/metrics`. */
   path: Type.Optional(withDefault(RoutePathOrOff, '/metrics'))
 }, { additionalProperties: false })
-export type MetricsOption = Static<typeof MetricsSchema>
+export interface MetricsOption extends Static<typeof MetricsSchema> {}
 
 export const HealthSchema = Type.Object({
   /** Liveness route, or false for none. Default `/health/live`. */
@@ -107,7 +107,7 @@ export const HealthSchema = Type.Object({
   /** Readiness route, or false for none. Default `/health/ready`. */
   readinessPath: Type.Optional(withDefault(RoutePathOrOff, '/health/ready'))
 }, { additionalProperties: false })
-export type HealthOption = Static<typeof HealthSchema>
+export interface HealthOption extends Static<typeof HealthSchema> {}
 
 /** Decide whether a connection may join a room; false refuses with `FORBIDDEN`. */
 export type AuthorizeJoin = (ctx: HandlerContext<unknown>, room: string) => boolean | Promise<boolean>
@@ -226,14 +226,19 @@ export type OptionName = keyof OptionProperties
  */
 export const OptionsSchema = Type.Partial(Type.Object(optionProperties, { additionalProperties: true }))
 
-/** Options accepted by `app.register(wsRouter, options)`. Every key is optional. */
-export type WsRouterOptions = Static<typeof OptionsSchema>
+/**
+ * Options accepted by `app.register(wsRouter, options)`. Every key is optional.
+ * (The derived types are declared as interfaces so that editors and compile
+ * errors name them instead of spelling out every member.)
+ */
+export interface WsRouterOptions extends Static<typeof OptionsSchema> {}
 
 /** The options whose default is the environment preset's. */
 export type PresetOptionName = { [K in OptionName]: OptionProperties[K] extends { preset: true } ? K : never }[OptionName]
 
 /** One environment's values of the preset options (lib/environment.ts holds them). */
-export type EnvironmentPreset = { readonly [K in PresetOptionName]: Static<OptionProperties[K]> }
+export interface EnvironmentPreset extends PresetValues {}
+type PresetValues = { readonly [K in PresetOptionName]: Static<OptionProperties[K]> }
 
 /** The names of the options of an object schema whose schema has the given keyword. */
 export function optionsWith (properties: Record<string, TSchema>, keyword: 'default' | 'preset' | 'computedDefault'): string[] {

@@ -19,7 +19,7 @@ import {
   type RateLimitOption,
   type WsRouterOptions
 } from './option-schema.js'
-import type { Static, TSchema } from '@sinclair/typebox'
+import type { Static, TObject, TSchema } from '@sinclair/typebox'
 
 /**
  * Plugin options → the frozen config: validated once at registration
@@ -50,16 +50,22 @@ export type {
  */
 const fastifyRegisterKeys = new Set(['logLevel', 'logSerializers'])
 
-export interface HealthConfig {
-  readonly livenessPath: string | false
-  readonly readinessPath: string | false
-}
+/**
+ * A nested options object as config: every key present, the given values
+ * over the nested schema's defaults; a key without a default may be
+ * undefined.
+ */
+type NestedConfig<T extends TObject> = { readonly [K in keyof T['properties']]: ConfigValue<T['properties'][K]> }
+
+/** The `health` option as config. */
+export interface HealthConfig extends NestedConfig<typeof HealthSchema> {}
 
 /**
  * Options whose config value is not the given value or its default as it
  * is: frozen copies, objects with their nested defaults, a default that
  * depends on another option. Each gets the given value (undefined when not
- * given) and all given options. Their return types are the config's types.
+ * given) and all given options; it may throw `FST_WSR_INVALID_OPTION` for
+ * what the schema cannot check. Their return types are the config's types.
  */
 const resolvers = {
   allowedOrigins: (origins: string[] | undefined): readonly string[] | undefined =>
@@ -69,15 +75,9 @@ const resolvers = {
   adapter: (adapter: RouterAdapter | undefined): RouterAdapter => adapter ?? new MemoryAdapter(),
   agentName: (name: string | undefined, given: WsRouterOptions): string =>
     name ?? (given.agent !== undefined && given.agent.name !== '' ? given.agent.name : 'agent'),
-  builtins: (switches: BuiltinSwitches | undefined): Readonly<Required<BuiltinSwitches>> =>
-    Object.freeze(withNestedDefaults(BuiltinsSchema.properties, switches)),
-  metrics: (metrics: boolean | MetricsOption | undefined): MetricsConfig | false => {
-    if (metrics === undefined || metrics === false) return false
-    const given: MetricsOption = metrics === true ? {} : metrics
-    return Object.freeze({ ...withNestedDefaults(MetricsSchema.properties, given), registry: given.registry })
-  },
-  health: (health: boolean | HealthOption | undefined): HealthConfig | false =>
-    health === undefined || health === false ? false : Object.freeze(withNestedDefaults(HealthSchema.properties, health === true ? {} : health))
+  builtins: (switches: BuiltinSwitches | undefined): Readonly<Required<BuiltinSwitches>> => nestedConfig(BuiltinsSchema, switches),
+  metrics: (metrics: boolean | MetricsOption | undefined): MetricsConfig | false => switchableConfig(MetricsSchema, metrics),
+  health: (health: boolean | HealthOption | undefined): HealthConfig | false => switchableConfig(HealthSchema, health)
 } satisfies { [K in OptionName]?: (value: WsRouterOptions[K], given: WsRouterOptions) => unknown }
 
 type Resolved = { [K in keyof typeof resolvers]: ReturnType<(typeof resolvers)[K]> } & {
@@ -94,7 +94,8 @@ type Resolved = { [K in keyof typeof resolvers]: ReturnType<(typeof resolvers)[K
 type ConfigValue<S extends TSchema> = S extends { default: unknown } | { preset: true } ? Static<S> : Static<S> | undefined
 
 /** The resolved options (`app.wsRouter.config`): every option with its default or preset applied, frozen. */
-export type RouterConfig = {
+export interface RouterConfig extends ConfigValues {}
+type ConfigValues = {
   readonly [K in OptionName | keyof Resolved]: K extends keyof Resolved ? Resolved[K] : K extends OptionName ? ConfigValue<OptionProperties[K]> : never
 }
 
@@ -159,11 +160,17 @@ function checkAcrossOptions (config: RouterConfig, given: WsRouterOptions): void
   }
 }
 
-/** A nested option object with its properties' defaults filled in where not given (undefined counts as not given). */
-function withNestedDefaults<T extends object> (properties: Record<string, TSchema>, given: T | undefined): Required<T> {
-  const filled = defaultsOf(properties)
-  for (const [key, value] of Object.entries(given ?? {})) if (value !== undefined) filled[key] = value
-  return filled as Required<T>
+function nestedConfig<T extends TObject> (schema: T, given: Static<T> | undefined): NestedConfig<T> {
+  const config: Record<string, unknown> = {}
+  const values = (given ?? {}) as Record<string, unknown>
+  for (const [key, property] of Object.entries(schema.properties)) config[key] = values[key] ?? property.default
+  return Object.freeze(config) as NestedConfig<T>
+}
+
+/** A `boolean | { … }` option as config: off (false) unless given; `true` is on with every nested default. */
+function switchableConfig<T extends TObject> (schema: T, value: boolean | Static<T> | undefined): NestedConfig<T> | false {
+  if (value === undefined || value === false) return false
+  return nestedConfig(schema, value === true ? undefined : value)
 }
 
 function describe (value: unknown): string {
