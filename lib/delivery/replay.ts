@@ -75,6 +75,13 @@ export async function replay (session: Session, conn: Connection, afterSeq: numb
       continue
     }
     settleTries = 0
+    // The rate bound, before a page is written (so the last page is not followed by a wait):
+    // a reconnect storm after a restart must not become a replay storm.
+    const due = startedAt + (replayed * 1000) / plan.ratePerSecond - Date.now()
+    if (due > 0) {
+      await delay(due)
+      if (!conn.isOpen || session.conn !== conn) return 'closed'
+    }
     for (const event of page) {
       if (event.seq < expected) continue
       if (event.seq > expected) lose(expected, event.seq - 1)
@@ -83,9 +90,6 @@ export async function replay (session: Session, conn: Connection, afterSeq: numb
       expected = event.seq + 1
       replayed++
     }
-    // The rate bound: a reconnect storm after a restart must not become a replay storm.
-    const due = startedAt + (replayed * 1000) / plan.ratePerSecond - Date.now()
-    if (due > 0) await delay(due)
   }
 }
 
