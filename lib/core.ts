@@ -5,11 +5,19 @@ import type { Connection } from './connection.js'
 import { DeadlineSweeper } from './deadlines.js'
 import { WireErrorCode } from './errors.js'
 import type { PipelineObserver } from './observer.js'
-import type { LogLevelName } from './environment.js'
 import type { RateLimitConfig } from './rate-limit.js'
 import type { SendLimits } from './send.js'
 import type { ConnectionLimits } from './connection.js'
 import { RouterStats } from './stats.js'
+import type { ResumeEngine } from './delivery/resume.js'
+
+/**
+ * A logger method a send failure is logged at (`sendFailureLogLevel`).
+ * Spelled out here rather than imported from the options: environment.ts
+ * and option-schema.ts import the handler context for the types of their
+ * callbacks, and the context imports the connection part: a cycle.
+ */
+type LogMethodName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
 
 /**
  * What the engine's parts read of the router's config (a `RouterConfig` is
@@ -19,7 +27,7 @@ import { RouterStats } from './stats.js'
 export interface CoreConfig extends SendLimits, ConnectionLimits {
   readonly adapter: RouterAdapter
   readonly environment: string
-  readonly sendFailureLogLevel: LogLevelName
+  readonly sendFailureLogLevel: LogMethodName
   readonly exposeErrorMessages: boolean
   readonly validateOutbound: boolean
   readonly protocol: 'auto' | 'envelope' | 'jsonrpc'
@@ -61,6 +69,12 @@ export class RouterCore {
   enforcePayloadLimit = false
   /** Built-ins that keep per-connection state release it here, once per connection. */
   readonly closeListeners: Array<(conn: Connection) => void> = []
+  /**
+   * Resumable delivery (issue 12, lib/delivery/): numbered events, parked
+   * sessions, resumes; null with the `resume` option off. Set by the engine,
+   * which builds the `DeliveryHost` it calls back through.
+   */
+  delivery: ResumeEngine | null = null
   /** The one heartbeat timer (lib/liveness.ts); runs while a connection is open. */
   heartbeatTimer: NodeJS.Timeout | null = null
   /** Shutdown started: no new upgrades, every client closed with 1001. */

@@ -1,6 +1,7 @@
 import type { FailedTarget, FanoutTarget, LocalDelivery, RemoteOutcome } from './adapter.js'
 import type { RouterCore } from './core.js'
 import { encodeFrame } from './envelope.js'
+import type { ResumeEngine } from './delivery/resume.js'
 import { SendFailure } from './errors.js'
 import { countFailedSend } from './outbound.js'
 import { failure, writeNow, type SendOptions } from './send.js'
@@ -98,7 +99,11 @@ export function handOver (core: RouterCore, target: FanoutTarget, type: string, 
   for (let i = 0; i < ids.length; i++) {
     const connectionId = ids[i] as string
     const conn = core.connections.get(connectionId)
-    const outcome = conn === undefined ? SendFailure.NOT_OPEN : writeNow(conn, text, core.config, droppable)
+    // Resume (issue 12): a target with a session is numbered and stored, parked or not.
+    const session = core.delivery?.sessionOf(connectionId)
+    const outcome = session !== undefined
+      ? (core.delivery as ResumeEngine).deliver(session, text, droppable)
+      : conn === undefined ? SendFailure.NOT_OPEN : writeNow(conn, text, core.config, droppable)
     if (outcome === 'WRITTEN') {
       written++
       continue
@@ -109,7 +114,7 @@ export function handOver (core: RouterCore, target: FanoutTarget, type: string, 
     }
     if (outcome === SendFailure.DROPPED) dropped++
     failed.push({ connectionId, reason: outcome })
-    if (conn === undefined) core.stats.countSendFailure(SendFailure.NOT_OPEN)
+    if (conn === undefined) core.stats.countSendFailure(outcome)
     else countFailedSend(core, conn, type, failure(outcome))
   }
   core.stats.sendsOk += written + buffered

@@ -15,11 +15,25 @@ import { failure, sendText, writeNow, type SendFailed, type SendOptions, type Se
 export interface OutboundOptions extends SendOptions {
   /** The route whose reply schema the payload must satisfy (with `validateOutbound`). */
   readonly route?: { readonly replyCheck: SchemaCheck | null }
+  /** Resume (issue 12): number this frame although it carries an id (agent events). */
+  readonly numbered?: boolean
 }
 
 /** Serialise, check and write one frame; count the outcome and log a failure once. */
 export function sendFrame (core: RouterCore, conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options?: OutboundOptions): Promise<SendResult> {
-  if (!conn.isOpen) return Promise.resolve(sendFailed(core, conn, type, id, failure(SendFailure.NOT_OPEN)))
+  // Resume (issue 12): a must-deliver frame goes through the session (parked, or resumed on a new socket).
+  const delivery = core.delivery
+  const session = delivery !== null && delivery.isNumbered(type, id, options?.droppable === true, options?.numbered === true)
+    ? delivery.sessionOf(conn.id)
+    : undefined
+  if (!conn.isOpen && session === undefined) {
+    // A droppable frame for a parked session (agent progress) is dropped, not failed: the run goes on.
+    if (options?.droppable === true && delivery?.sessionOf(conn.id) !== undefined) {
+      countFailedSend(core, conn, type, failure(SendFailure.DROPPED))
+      return Promise.resolve(failure(SendFailure.DROPPED))
+    }
+    return Promise.resolve(sendFailed(core, conn, type, id, failure(SendFailure.NOT_OPEN)))
+  }
   const route = options?.route
   if (route !== undefined && route.replyCheck !== null && core.config.validateOutbound && !route.replyCheck.Check(payload)) {
     const details = validationDetails(route.replyCheck, payload)
@@ -27,7 +41,8 @@ export function sendFrame (core: RouterCore, conn: Connection, type: string, id:
   }
   const encoded = encodeFrame(type, id, payload)
   if (!encoded.ok) return Promise.resolve(sendFailed(core, conn, type, id, failure(SendFailure.SERIALIZE, encoded.error)))
-  return sendText(conn, encoded.text, core.config, options).then((result) => {
+  const sent = session !== undefined && delivery !== null ? Promise.resolve(delivery.sendNumbered(session, encoded.text)) : sendText(conn, encoded.text, core.config, options)
+  return sent.then((result) => {
     if (result.ok) {
       core.stats.sendsOk++
       return result
@@ -84,7 +99,7 @@ export function countFailedSend (core: RouterCore, conn: Connection, type: strin
 }
 
 /** A must-deliver send could not get through: the client cannot keep up. */
-function closeStuck (core: RouterCore, conn: Connection): void {
+export function closeStuck (core: RouterCore, conn: Connection): void {
   closeConnection(core, conn, {
     code: CloseCode.TRY_AGAIN_LATER,
     reason: 'client too slow',
