@@ -4,6 +4,7 @@ import { Redis } from 'ioredis'
 import { RedisResumeStore } from '../lib/redis.js'
 import { mustRunRedisTests, redisUnavailableReason, startRedis } from './helpers/redis.js'
 import { delay } from './helpers/wait.js'
+import { resumeStoreConformance } from './helpers/resume-store-conformance.js'
 
 // The Redis resume store on its own, on a real redis-server: what only a
 // shared store has (ownership moving between instances, owners' liveness,
@@ -25,6 +26,23 @@ function events (from: number, to: number, size = 10): Array<{ seq: number, text
   const out = []
   for (let seq = from; seq <= to; seq++) out.push({ seq, text: `{"n":${seq},"pad":"${'x'.repeat(Math.max(0, size - 20))}"}`, mid: `m${seq}` })
   return out
+}
+
+// The conformance suite every store passes, on a real redis-server and real time (a short window).
+if (unavailable === undefined) {
+  const shared = startRedis()
+  t.teardown(async () => { await (await shared).close() })
+  resumeStoreConformance('redis store', {
+    make: async (limits) => {
+      const store = new RedisResumeStore({ redis: (await shared).url, prefix: 'conf:', ...limits })
+      await store.ready()
+      return store
+    },
+    advance: async (ms) => { await delay(ms) },
+    ttlMs: 600,
+    tellsExpired: true,
+    namespace: `-${process.pid}`
+  })
 }
 
 t.test('options are checked at construction', async (t) => {
@@ -161,7 +179,7 @@ t.test('RedisResumeStore on a real redis-server', { skip: unavailable }, async (
     const streamTtl = await inspect.pttl(keys[1] as string)
     t.ok(streamTtl > 4_000 && streamTtl <= 5_000, `the stream expires with the window (${streamTtl} ms)`)
     t.ok(hashTtl > 9_000 && hashTtl <= 10_000, `the hash one window later, to tell expired from unknown (${hashTtl} ms)`)
-    await a.drop(s.sessionId)
+    await a.drop(s.sessionId, 'A')
     t.equal(await inspect.exists(...keys), 0, 'drop removes both')
   })
 
@@ -207,7 +225,7 @@ t.test('RedisResumeStore on a real redis-server', { skip: unavailable }, async (
         ['park', async () => await a.park(s.sessionId, 'A', [], 60_000)],
         ['claim', async () => await a.claim(s.sessionId, s.secretHash, 'alice', 'B')],
         ['read', async () => await a.read(s.sessionId, 0, 10)],
-        ['drop', async () => await a.drop(s.sessionId)]
+        ['drop', async () => await a.drop(s.sessionId, 'A')]
       ]
       for (const [name, operation] of operations) {
         const started = Date.now()
