@@ -1,7 +1,9 @@
 import t from 'tap'
 import net from 'node:net'
 import { Redis } from 'ioredis'
-import { RedisResumeStore } from '../lib/redis.js'
+import Fastify from 'fastify'
+import { RedisAdapter, RedisResumeStore } from '../lib/redis.js'
+import type { AdapterHost, LocalDelivery } from '../lib/index.js'
 import { mustRunRedisTests, redisUnavailableReason, startRedis } from './helpers/redis.js'
 import { delay } from './helpers/wait.js'
 import { resumeStoreConformance } from './helpers/resume-store-conformance.js'
@@ -62,6 +64,31 @@ t.test('RedisResumeStore on a real redis-server', { skip: unavailable }, async (
     await store.ready()
     return store
   }
+
+  t.test('the Redis adapter carries a fan-out\'s mid to the other instance, and nothing when there is none', async (t) => {
+    const heard: Array<{ type: string, mid: string | undefined }> = []
+    const host = (record: boolean): AdapterHost => ({
+      log: Fastify({ logger: { level: 'silent' } }).log,
+      async deliverLocal (_target, type, _text, _droppable, mid): Promise<LocalDelivery> {
+        if (record) heard.push({ type, mid })
+        return { targets: 1, failed: [] }
+      }
+    })
+    const a = new RedisAdapter({ redis: redis.url, prefix: 'mid:', instanceId: 'A' })
+    const b = new RedisAdapter({ redis: redis.url, prefix: 'mid:', instanceId: 'B' })
+    t.teardown(async () => { await Promise.all([a.close(), b.close()]) })
+    await a.attach(host(false))
+    await b.attach(host(true))
+    b.addConnection('c1', 'alice')
+    b.join('c1', 'lobby')
+    const deadline = Date.now() + 5000
+    while (Date.now() < deadline && (await a.publish({ kind: 'room', room: 'lobby' }, '{"type":"probe"}', { type: 'probe', droppable: true }))?.instances !== 1) await delay(20)
+    heard.length = 0
+    await a.publish({ kind: 'room', room: 'lobby' }, '{"type":"heard"}', { type: 'heard', droppable: false, mid: 'A:42' })
+    await a.publish({ kind: 'room', room: 'lobby' }, '{"type":"plain"}', { type: 'plain', droppable: false })
+    while (Date.now() < deadline && heard.length < 2) await delay(10)
+    t.same(heard, [{ type: 'heard', mid: 'A:42' }, { type: 'plain', mid: undefined }])
+  })
 
   t.test('ownership moves atomically: the old owner\'s append and park return false after a claim elsewhere', async (t) => {
     const a = await open()

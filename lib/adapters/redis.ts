@@ -72,6 +72,8 @@ interface Header {
   r?: string
   /** frame type */
   t: string
+  /** the fan-out's message id (issue 12: resumed sessions skip an event they replayed) */
+  m?: string
 }
 
 interface Receipt {
@@ -506,6 +508,7 @@ export class RedisAdapter extends MemoryAdapter {
     const header: Header = { o: this.instanceId, t: meta.type }
     if (target.except !== undefined) header.e = target.except
     if (meta.droppable) header.d = 1
+    if (meta.mid !== undefined) header.m = meta.mid
     const receiptId = this.options.receipts === true ? randomBytes(8).toString('hex') : undefined
     if (receiptId !== undefined) header.r = receiptId
     const message = `${JSON.stringify(header)}\n${text}`
@@ -563,7 +566,7 @@ export class RedisAdapter extends MemoryAdapter {
     if (channelTarget === undefined) return
     const target: FanoutTarget = header.e === undefined ? channelTarget : { ...channelTarget, except: header.e }
     const text = message.slice(newline + 1)
-    this.host.deliverLocal(target, header.t, text, header.d === 1).then((delivery) => {
+    this.host.deliverLocal(target, header.t, text, header.d === 1, header.m).then((delivery) => {
       if (delivery.failed.length > 0) {
         this.host?.log.info({ messageType: header.t, origin: header.o, failed: delivery.failed.slice(0, 20), failedCount: delivery.failed.length }, 'redis adapter: remote fan-out had local failures')
       }
