@@ -102,6 +102,13 @@ export interface RouterAdapter {
   localTargets: (target: FanoutTarget) => string[]
   /** Carry an encoded frame to other instances. */
   publish: (target: FanoutTarget, text: string, meta: PublishMeta) => Promise<RemoteOutcome | null>
+  /**
+   * Resolves once the subscriptions asked for so far (by `addConnection` and
+   * `join`) are active, so frames published from now on reach this instance.
+   * Issue 12 (resume-redis): a resume from another instance waits for it. An
+   * adapter without subscriptions leaves it out.
+   */
+  settled?: () => Promise<void>
   /** Counts for the stats snapshot. */
   counts: () => { users: number, rooms: number }
   /** Release what the adapter holds (subscriptions, clients). */

@@ -318,8 +318,10 @@ export class WsRouter {
       return { ok: false, reason: SendFailure.SERIALIZE, targets: 0, delivered: 0, failed: [], written: 0, buffered: 0, dropped: 0, remote: null }
     }
     const droppable = options?.droppable === true
-    const local = this.handOver(target, type, encoded.text, droppable)
-    const remote = this.adapter.publish(target, encoded.text, { type, droppable })
+    // resume-redis: one message id per fan-out, here and on other instances (a session resumed elsewhere skips what it replayed).
+    const mid = this.delivery === null || droppable ? undefined : this.delivery.nextMid()
+    const local = this.handOver(target, type, encoded.text, droppable, mid)
+    const remote = this.adapter.publish(target, encoded.text, mid === undefined ? { type, droppable } : { type, droppable, mid })
       .catch((err: unknown): RemoteOutcome => ({ instances: 0, error: (err as Error).message ?? 'PUBLISH_FAILED' }))
     const { targets, failed } = local
     const remoteOutcome = await remote
@@ -360,11 +362,11 @@ export class WsRouter {
    * failure is counted (the caller logs the fan-out once). The outcome is
    * each target's state at hand-over: written, buffered, dropped or failed.
    */
-  async deliverLocal (target: FanoutTarget, type: string, text: string, droppable: boolean): Promise<LocalDelivery> {
-    return this.handOver(target, type, text, droppable)
+  async deliverLocal (target: FanoutTarget, type: string, text: string, droppable: boolean, mid?: string): Promise<LocalDelivery> {
+    return this.handOver(target, type, text, droppable, mid)
   }
 
-  private handOver (target: FanoutTarget, type: string, text: string, droppable: boolean): Required<LocalDelivery> {
+  private handOver (target: FanoutTarget, type: string, text: string, droppable: boolean, mid?: string): Required<LocalDelivery> {
     const ids = this.adapter.localTargets(target)
     const failed: FailedTarget[] = []
     let written = 0
@@ -373,10 +375,10 @@ export class WsRouter {
     for (let i = 0; i < ids.length; i++) {
       const connectionId = ids[i] as string
       const conn = this.connections.get(connectionId)
-      // resume (issue 12): a target with a session is numbered and stored, parked or not.
-      const session = this.delivery?.sessionOf(connectionId)
-      const outcome = session !== undefined
-        ? (this.delivery as ResumeEngine).deliver(session, text, droppable)
+      // resume (issue 12): a target with a session is numbered and stored, parked or not (resume-redis: or held while claimed from another instance).
+      const routed = this.delivery?.route(connectionId, text, droppable, mid)
+      const outcome = routed !== undefined
+        ? routed
         : conn === undefined ? SendFailure.NOT_OPEN : writeNow(conn, text, this.config, droppable)
       if (outcome === 'WRITTEN') {
         written++
@@ -558,7 +560,10 @@ export class WsRouter {
       closeStuck: (conn) => this.closeStuck(conn),
       releaseConnection: (conn) => this.releaseConnection(conn),
       forgetConnection: (connectionId) => this.adapter.removeConnection(connectionId),
-      abandonAdmission: (userId) => this.admissions.remove(userId)
+      abandonAdmission: (userId) => this.admissions.remove(userId),
+      // resume-redis: a resume from another instance joins first
+      addConnection: (connectionId, userId) => this.adapter.addConnection(connectionId, userId),
+      settled: async () => { await this.adapter.settled?.() }
     }
   }
 

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import { createCommandClient, type RedisClient } from '../adapters/redis-clients.js'
 import { FST_WSR_INVALID_OPTION, FST_WSR_STORE_UNAVAILABLE } from '../errors.js'
@@ -186,6 +187,9 @@ export class RedisResumeStore implements ResumeStore {
   private readonly heartbeatTimer: NodeJS.Timeout
   private failures = 0
   private closed = false
+  /** Until the first connection is up, operations wait for it (bounded); after, an outage fails them at once. */
+  private everReady = false
+  private readonly commandTimeoutMs: number
 
   constructor (options: RedisResumeStoreOptions) {
     this.prefix = options.prefix ?? DEFAULTS.prefix
@@ -196,7 +200,9 @@ export class RedisResumeStore implements ResumeStore {
     }
     this.heartbeatMs = positiveInteger(options.heartbeatMs, DEFAULTS.heartbeatMs, 'heartbeatMs')
     const commandTimeoutMs = positiveInteger(options.commandTimeoutMs, DEFAULTS.commandTimeoutMs, 'commandTimeoutMs')
+    this.commandTimeoutMs = commandTimeoutMs
     this.client = createCommandClient(options, commandTimeoutMs, 'RedisResumeStore').client
+    this.client.once('ready', () => { this.everReady = true })
     // Every error event is handled: ioredis would otherwise print each retry. Operations report their own failures.
     this.client.on('error', () => { this.failures++ })
     this.client.defineCommand('wsrResumeAppend', { numberOfKeys: 2, lua: APPEND })
@@ -302,6 +308,13 @@ export class RedisResumeStore implements ResumeStore {
     return { ok: true, rooms: parseRooms(answer[1]), lastSeq: Number(answer[2]), firstSeq: Number(answer[3]) }
   }
 
+  /** The rooms of a parked session this user may claim with this secret, without taking it; null otherwise. */
+  async peek (sessionId: string, secretHash: string, userId: string): Promise<{ readonly rooms: readonly string[] } | null> {
+    const [user, hash, state, rooms] = await this.run(async () => await this.client.hmget(this.hashKey(sessionId), 'u', 'h', 'st', 'r'))
+    if (user !== userId || hash === null || state !== 'p' || !sameSecret(hash, secretHash)) return null
+    return { rooms: parseRooms(rooms ?? undefined) }
+  }
+
   async read (sessionId: string, afterSeq: number, limit: number): Promise<readonly ResumeEvent[]> {
     const entries = await this.run(async () => await this.client.xrange(this.streamKey(sessionId), `${afterSeq + 1}-0`, '+', 'COUNT', limit))
     return entries.map(([id, fields]) => {
@@ -385,6 +398,8 @@ export class RedisResumeStore implements ResumeStore {
   /** One Redis operation: a failure to reach Redis becomes `FST_WSR_STORE_UNAVAILABLE`; a script's own refusal stays itself. */
   private async run<T> (operation: () => Promise<T>): Promise<T> {
     if (this.closed) throw new FST_WSR_STORE_UNAVAILABLE('the store is closed')
+    // The app may take its first connections while the store is still connecting: wait for it, within the command timeout.
+    if (!this.everReady && this.client.status !== 'ready') await this.ready(this.commandTimeoutMs)
     try {
       return await operation()
     } catch (err) {
@@ -392,6 +407,12 @@ export class RedisResumeStore implements ResumeStore {
       throw new FST_WSR_STORE_UNAVAILABLE(String((err as Error).message), { cause: err })
     }
   }
+}
+
+function sameSecret (stored: string, presented: string): boolean {
+  const a = Buffer.from(stored)
+  const b = Buffer.from(presented)
+  return a.length === b.length && timingSafeEqual(a, b)
 }
 
 function parseRooms (json: string | undefined): string[] {
