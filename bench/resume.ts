@@ -66,6 +66,8 @@ const tally = {
   senderFailures: 0
 }
 const resumeLatencies: number[] = []
+/** The first silent losses, with what the receiver was doing: for finding their cause. */
+const lossSamples: Array<Record<string, unknown>> = []
 
 class Receiver {
   readonly user: string
@@ -83,6 +85,8 @@ class Receiver {
   pending: Frame[] | null = null
   live = false
   private openedAt = 0
+  /** What happened to this receiver lately, for the loss samples. */
+  readonly history: string[] = []
 
   constructor (index: number, private readonly urls: string[]) {
     this.user = `r${index}`
@@ -101,6 +105,7 @@ class Receiver {
   }
 
   cut (): void {
+    this.history.push(`cut at seq ${this.lastSeq} on ${this.instance}`)
     this.live = false
     this.ws?.terminate()
     this.ws = null
@@ -123,6 +128,7 @@ class Receiver {
         return
       case 'resumed': {
         resumeLatencies.push(performance.now() - this.openedAt)
+        this.history.push(`resumed on ${this.instance} after ${Math.round(performance.now() - this.openedAt)} ms, replayed ${String(frame.payload?.replayed)}, lastSeq ${String(frame.payload?.lastSeq)}`)
         tally.resumed++
         tally.replayed += Number(frame.payload?.replayed ?? 0)
         const gap = frame.payload?.gap as { from: number, to: number } | undefined
@@ -135,6 +141,7 @@ class Receiver {
       }
       case 'resume_failed': {
         const reason = String(frame.payload?.reason)
+        this.history.push(`resume_failed ${reason} on ${this.instance}`)
         tally.failed[reason] = (tally.failed[reason] ?? 0) + 1
         // A fresh session: what was sent meanwhile is lost, and said so.
         this.pending = null
@@ -175,7 +182,10 @@ class Receiver {
     if (last !== undefined && n < last) { tally.outOfOrder++; return }
     if (last !== undefined && n > last + 1) {
       if (this.jumpAllowed.has(s)) tally.messagesInGaps += n - last - 1
-      else tally.missing += n - last - 1
+      else {
+        tally.missing += n - last - 1
+        if (lossSamples.length < 10) lossSamples.push({ receiver: this.user, sender: s, after: last, got: n, seq, lastSeq: this.lastSeq, instance: this.instance, sinceOpenMs: Math.round(performance.now() - this.openedAt), history: this.history.slice(-4) })
+      }
     }
     this.jumpAllowed.delete(s)
     this.lastN.set(s, n)
@@ -279,7 +289,10 @@ async function main (): Promise<void> {
         const last = receiver.lastN.get(sender.name) ?? 0
         if (last < sender.n) {
           if (receiver.jumpAllowed.has(sender.name)) tally.messagesInGaps += sender.n - last
-          else tally.missing += sender.n - last
+          else {
+            tally.missing += sender.n - last
+            if (lossSamples.length < 20) lossSamples.push({ atEnd: true, receiver: receiver.user, sender: sender.name, last, sent: sender.n, live: receiver.live, history: receiver.history.slice(-4) })
+          }
         }
       }
       receiver.cut()
@@ -294,7 +307,8 @@ async function main (): Promise<void> {
       ...tally,
       silentLoss: tally.missing + tally.duplicated + tally.outOfOrder + tally.seqHoles,
       resumeLatencyMs: { count: sorted.length, p50: Number(percentile(sorted, 0.5).toFixed(1)), p99: Number(percentile(sorted, 0.99).toFixed(1)), max: Number((sorted.at(-1) ?? NaN).toFixed(1)) },
-      memoryStore: memory
+      memoryStore: memory,
+      lossSamples
     }
     process.stdout.write(JSON.stringify(report, null, 2) + '\n')
   } finally {
