@@ -138,7 +138,9 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
         if (route.url === '/metrics' && guardStats !== null) route.onRequest = guardStats
       })
     }
-    await scope.register(wsRouter, { path: '/ws', environment, authenticate, allowedOrigins, agent: demoCalculatorAgent, adapter: adapterFor('wsr:ws:'), metrics: guardStats === null ? { path: false } : true, health: true })
+    // resume: resumable delivery (issue 12, docs/delivery.md) with the memory
+    // store, so a client resumes on the instance it left; a Redis store for REDIS_URL comes with the Redis store.
+    await scope.register(wsRouter, { path: '/ws', environment, authenticate, allowedOrigins, agent: demoCalculatorAgent, adapter: adapterFor('wsr:ws:'), metrics: guardStats === null ? { path: false } : true, health: true, resume: true })
     scope.wsRouter.on('echo', {
       schema: Type.Object({ text: Type.String({ minLength: 1, maxLength: 1000 }) }),
       replySchema: Type.Object({ text: Type.String() })

@@ -23,6 +23,8 @@ export type { RouterAdapter, FanoutTarget, RoomMember, RemoteOutcome, FailedTarg
 export type { FanoutResult, FanoutOptions } from './router.js'
 export { MemoryResumeStore, type MemoryResumeStoreOptions } from './delivery/memory-store.js'
 export type { ResumeStore, ResumeStoreLimits, ResumeStoreCounts, ResumeEvent, ResumeSession, ClaimResult, ClaimRefusal } from './delivery/store.js'
+export type { ResumeStatsSnapshot, ResumeFailReason } from './delivery/counters.js'
+export type { ResumeOption, ResumeConfig } from './options.js'
 export { JsonRpcError, JsonRpcCode, type JsonRpcCallContext, type MethodHandler, type MethodOptions, type JsonRpcId } from './jsonrpc.js'
 export type { AgentRunner, AgentStep, AgentRunContext, UserMessage } from './agent-types.js'
 export type { RouteProtocol, BuiltinSwitches, OnUserMessage, AuthorizeJoin, RateLimitOption, MetricsOption, HealthOption, HealthConfig } from './options.js'

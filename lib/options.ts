@@ -422,6 +422,9 @@ export function buildConfig (options: WsRouterOptions = {}, env?: EnvironmentSou
     const missing = adapterMethods.filter((name) => typeof (options.adapter as unknown as Record<string, unknown>)[name] !== 'function')
     if (missing.length > 0) throw new FST_WSR_INVALID_OPTION('adapter', `missing methods: ${missing.join(', ')}`)
   }
+  if (config.resume !== false && config.protocol === 'jsonrpc') {
+    throw new FST_WSR_INVALID_OPTION('resume', 'needs envelope frames (connection_established, seq): not available with protocol \'jsonrpc\'')
+  }
   if (config.maxBufferedBytes < config.highWaterMarkBytes) {
     throw new FST_WSR_INVALID_OPTION('maxBufferedBytes', `must be at least highWaterMarkBytes (${config.highWaterMarkBytes})`)
   }

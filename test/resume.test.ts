@@ -290,3 +290,117 @@ t.test('a client that closes with 1000 ends its session; a policy close (1008) e
   t.teardown(() => back.close())
   t.match((await back.next('resume_failed')).payload, { reason: 'unknown' })
 })
+
+t.test('past agentGraceMs a parked session\'s run is cancelled, and its agent_completed (cancelled) still waits in the stream', async (t) => {
+  async function * endless (_input: string, ctx: { signal: AbortSignal }): Steps {
+    yield { type: 'thinking', reasoning: 'start' }
+    await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve))
+    return undefined
+  }
+  const server = await startServer({ resume: { windowMs: 60_000, agentGraceMs: 200 }, agent: endless })
+  t.teardown(server.close)
+  const alice = await open(server, 'alice')
+  alice.client.send({ type: 'start_agent', id: 'a1', payload: { input: 'go' } })
+  const thinking = await alice.client.next('agent_thinking')
+  await drop(server, alice)
+  await waitFor(() => (server.app.wsRouter.getStats().builtins['agent.cancelled'] ?? 0) === 1, 5000, 'the grace to pass')
+  t.equal(server.app.wsRouter.getStats().resume?.parked, 1, 'the session is still parked: only the run was given up')
+  const back = await connect(resumeUrl(server, 'alice', alice.token, (thinking as unknown as { seq: number }).seq))
+  t.teardown(() => back.close())
+  await back.next('resumed')
+  const completed = back.frames.filter((f) => f.type === 'agent_completed')
+  t.equal(completed.length, 1)
+  t.match(completed[0]?.payload, { status: 'cancelled' })
+})
+
+t.test('parked sessions are bounded: past maxSessions the one parked longest ago ends', async (t) => {
+  const server = await startServer({ resume: { maxSessions: 2 } })
+  t.teardown(server.close)
+  const router = server.app.wsRouter
+  const sessions = [await open(server, 'u1'), await open(server, 'u2'), await open(server, 'u3')]
+  for (const [i, session] of sessions.entries()) {
+    router.join(session.id, 'room')
+    await drop(server, session, Math.min(i, 1))
+    await delay(5)
+  }
+  await waitFor(() => router.getStats().resume?.evicted === 1, 5000, 'an eviction')
+  t.match(router.getStats().resume, { parked: 2, evicted: 1 })
+  t.notOk(router.isMember(sessions[0]!.id, 'room'), 'the evicted session left its room')
+  const first = await connect(resumeUrl(server, 'u1', sessions[0]!.token, 0))
+  t.teardown(() => first.close())
+  t.match((await first.next('resume_failed')).payload, { reason: 'unknown' })
+  const third = await connect(resumeUrl(server, 'u3', sessions[2]!.token, 0))
+  t.teardown(() => third.close())
+  t.same((await third.next('resumed')).payload, { replayed: 0, lastSeq: 0 })
+})
+
+t.test('a client too slow for a must-deliver event is closed with 1013, parks, and gets the event on resume', async (t) => {
+  const server = await startServer({ resume: true, highWaterMarkBytes: 16 * 1024, maxBufferedBytes: 64 * 1024 })
+  t.teardown(server.close)
+  const router = server.app.wsRouter
+  const alice = await open(server, 'alice')
+  // The client stops reading: its socket's buffers fill up.
+  alice.client.ws.pause()
+  const big = 'x'.repeat(8 * 1024)
+  let seq = 0
+  let closed = false
+  let refused = 0
+  while (!closed && seq < 2000) {
+    const result = await router.sendToUser('alice', 'bulk', { n: ++seq, big })
+    if (!result.ok) refused++
+    closed = router.getStats().backpressureCloses > 0
+  }
+  t.ok(closed, `closed with 1013 after ${seq} events`)
+  t.equal(refused, 0, 'every event accepted, the one it was closed for too')
+  await waitFor(() => router.getStats().resume?.parked === 1, 5000, 'the slow session to park')
+  alice.client.ws.terminate()
+  const back = await connect(resumeUrl(server, 'alice', alice.token, 0))
+  t.teardown(() => back.close())
+  const resumed = await back.next('resumed', 10_000)
+  t.equal(resumed.payload.lastSeq, seq)
+  const held = seqs(back.frames)
+  t.equal(held[held.length - 1], seq, 'the event it was closed for is replayed')
+  t.ok(resumed.payload.gap === undefined ? held.length === seq : resumed.payload.gap.from === 1 && held[0] === resumed.payload.gap.to + 1, 'everything else is replayed or reported')
+})
+
+t.test('a store that does not answer fails the resume with unavailable within storeTimeoutMs, never a hang', async (t) => {
+  const { MemoryResumeStore } = await import('../lib/delivery/memory-store.js')
+  const store = new MemoryResumeStore()
+  let hang = false
+  const claim = store.claim.bind(store)
+  store.claim = (...args) => hang ? new Promise(() => {}) : claim(...args)
+  const server = await startServer({ resume: { store, storeTimeoutMs: 300 } })
+  t.teardown(server.close)
+  const alice = await open(server, 'alice')
+  await drop(server, alice)
+  hang = true
+  const started = Date.now()
+  const back = await connect(resumeUrl(server, 'alice', alice.token, 0))
+  t.teardown(() => back.close())
+  const failed = await back.next('resume_failed', 5000)
+  t.match(failed.payload, { reason: 'unavailable', code: 'BROKER_UNAVAILABLE' })
+  t.ok(Date.now() - started >= 250, 'after the timeout')
+  t.equal(server.app.wsRouter.getStats().resume?.failed.unavailable, 1)
+  t.ok(server.logs.some((line) => line.msg.includes('resume store did not answer')), 'logged')
+  t.notOk(server.logs.some((line) => JSON.stringify(line).includes(alice.token.split('.')[1] as string)), 'the secret is in no log line')
+})
+
+t.test('an append the store lost is reported as a gap, not skipped in silence', async (t) => {
+  const { MemoryResumeStore } = await import('../lib/delivery/memory-store.js')
+  const store = new MemoryResumeStore()
+  const append = store.append.bind(store)
+  store.append = async (id, owner, events) => events.some((e) => e.seq === 3 || e.seq === 4) ? await Promise.reject(new Error('store down')) : await append(id, owner, events)
+  const server = await startServer({ resume: { store } })
+  t.teardown(server.close)
+  const router = server.app.wsRouter
+  const alice = await open(server, 'alice')
+  await drop(server, alice)
+  for (let n = 1; n <= 6; n++) await router.sendTo(alice.id, 'msg', { n })
+  const back = await connect(resumeUrl(server, 'alice', alice.token, 0))
+  t.teardown(() => back.close())
+  const resumed = await back.next('resumed')
+  t.same(resumed.payload, { replayed: 4, lastSeq: 6, gap: { from: 3, to: 4 } })
+  t.same(seqs(back.frames), [1, 2, 5, 6])
+  t.equal(server.logs.filter((line) => line.msg.startsWith('resume store call failed')).length, 1, 'logged once for the session')
+  t.equal(router.getStats().resume?.storeFailures, 2, 'each failure counted')
+})
