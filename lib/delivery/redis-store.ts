@@ -95,7 +95,8 @@ end
 -- oldest first; the newest event stays, even alone over maxBytes
 local held = redis.call('XLEN', s)
 while held > 1 and (held > maxEvents or bytes > maxBytes) do
-  local oldest = redis.call('XRANGE', s, '-', '+', 'COUNT', 100)
+  -- as many as the count bound needs (one per append in the steady state), a few more when bytes are over
+  local oldest = redis.call('XRANGE', s, '-', '+', 'COUNT', math.min(100, math.max(held - maxEvents, 8)))
   for _, entry in ipairs(oldest) do
     if held <= 1 or (held <= maxEvents and bytes <= maxBytes) then break end
     redis.call('XDEL', s, entry[1])

@@ -283,8 +283,9 @@ export class ResumeEngine {
     const lastSeq = typeof asked.lastSeq === 'string' && /^\d{1,15}$/.test(asked.lastSeq) ? Number(asked.lastSeq) : -1
     let claimed: ClaimResult
     try {
-      // resume-redis: a session another instance holds: join its rooms before taking it (arrivals.ts).
-      if (!this.sessions.has(presented.sessionId)) await this.joinFirst(presented.sessionId, presented.secretHash, userId)
+      // resume-redis: with a shared store, join the session's rooms before taking it (arrivals.ts), also when a
+      // copy is held here: another instance may have claimed it since, and this copy be stale.
+      await this.joinFirst(presented.sessionId, presented.secretHash, userId)
       claimed = await withTimeout(this.store.claim(presented.sessionId, presented.secretHash, userId, this.owner), this.settings.storeTimeoutMs)
     } catch (err) {
       this.leaveFirst(presented.sessionId)
@@ -348,6 +349,9 @@ export class ResumeEngine {
       this.sessions.set(conn.id, session)
       for (const room of claimed.rooms) this.host.join(conn.id, room)
     } else {
+      // resume-redis: held elsewhere since this copy was parked here: number on from the store's lastSeq, in its rooms.
+      if (claimed.lastSeq > session.lastSeq) session.lastSeq = claimed.lastSeq
+      for (const room of claimed.rooms) this.host.join(conn.id, room)
       this.parked.delete(session)
       // The close listeners were told at the agent grace: the new connection starts afresh.
       session.released = false
@@ -433,7 +437,8 @@ export class ResumeEngine {
     this.parked.delete(session)
     if (!expired) this.store.drop(session.id, this.owner).catch(noop)
     if (!forget) return
-    this.host.forgetConnection(session.id)
+    // resume-redis: a claim of this session is in flight here: its connection id keeps the rooms it joined first.
+    if (!this.arrivals.isHolding(session.id)) this.host.forgetConnection(session.id)
     if (!session.released) {
       session.released = true
       this.host.releaseConnection(session.holder)
