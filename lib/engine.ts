@@ -78,8 +78,8 @@ export class Engine extends RouterCore implements PipelineHost, AdapterHost {
   }
 
   /** AdapterHost: a frame from another instance, handed to the local targets without waiting on any. */
-  deliverLocal (target: FanoutTarget, type: string, text: string, droppable: boolean): Promise<LocalDelivery> {
-    return Promise.resolve(handOver(this, target, type, text, droppable))
+  deliverLocal (target: FanoutTarget, type: string, text: string, droppable: boolean, mid?: string): Promise<LocalDelivery> {
+    return Promise.resolve(handOver(this, target, type, text, droppable, mid))
   }
 
   /** The live connection object for an id. */
@@ -150,6 +150,9 @@ function deliveryHost (engine: Engine): DeliveryHost {
     closeStuck: (conn) => closeStuck(engine, conn),
     releaseConnection: (conn) => releaseConnection(engine, conn),
     forgetConnection: (connectionId) => adapter.removeConnection(connectionId),
-    abandonAdmission: (userId) => engine.admissions.remove(userId)
+    abandonAdmission: (userId) => engine.admissions.remove(userId),
+    // resume-redis: a resume from another instance joins first
+    addConnection: (connectionId, userId) => adapter.addConnection(connectionId, userId),
+    settled: async () => { await adapter.settled?.() }
   }
 }

@@ -100,6 +100,19 @@ export const FST_WSR_METRICS_UNAVAILABLE = createError(
   500
 )
 
+// Issue 12 (resume-redis): a resume store operation could not reach its store.
+/**
+ * A resume store (the Redis one) could not be reached, or did not answer
+ * within its command timeout. Not a registration error: the store's
+ * operations reject with it, and a resume that meets it is answered
+ * `resume_failed` with reason `unavailable` and wire code `BROKER_UNAVAILABLE`.
+ */
+export const FST_WSR_STORE_UNAVAILABLE = createError(
+  'FST_WSR_STORE_UNAVAILABLE',
+  'The resume store could not be reached: %s',
+  503
+)
+
 /** Why the remote part of a fan-out (other instances) failed or is incomplete. */
 export const RemoteFailure = Object.freeze({
   /** The broker is unreachable: nothing was published, nothing will be replayed. */

@@ -1,7 +1,6 @@
 import type { FailedTarget, FanoutTarget, LocalDelivery, RemoteOutcome } from './adapter.js'
 import type { RouterCore } from './core.js'
 import { encodeFrame } from './envelope.js'
-import type { ResumeEngine } from './delivery/resume.js'
 import { SendFailure } from './errors.js'
 import { countFailedSend } from './outbound.js'
 import { failure, writeNow, type SendOptions } from './send.js'
@@ -47,8 +46,10 @@ export async function fanout (core: RouterCore, target: FanoutTarget, type: stri
     return { ok: false, reason: SendFailure.SERIALIZE, targets: 0, delivered: 0, failed: [], written: 0, buffered: 0, dropped: 0, remote: null }
   }
   const droppable = options?.droppable === true
-  const local = handOver(core, target, type, encoded.text, droppable)
-  const remote = core.adapter.publish(target, encoded.text, { type, droppable })
+  // Resume (issue 12, resume-redis): one message id per fan-out, here and on other instances (a session resumed elsewhere skips what it replayed).
+  const mid = core.delivery === null || droppable ? undefined : core.delivery.nextMid()
+  const local = handOver(core, target, type, encoded.text, droppable, mid)
+  const remote = core.adapter.publish(target, encoded.text, mid === undefined ? { type, droppable } : { type, droppable, mid })
     .catch((err: unknown): RemoteOutcome => ({ instances: 0, error: (err as Error).message ?? 'PUBLISH_FAILED' }))
   const { targets, failed } = local
   const remoteOutcome = await remote
@@ -90,7 +91,7 @@ export async function fanout (core: RouterCore, target: FanoutTarget, type: stri
  * written, buffered, dropped or failed. Also the `AdapterHost.deliverLocal`
  * of frames from other instances.
  */
-export function handOver (core: RouterCore, target: FanoutTarget, type: string, text: string, droppable: boolean): Required<LocalDelivery> {
+export function handOver (core: RouterCore, target: FanoutTarget, type: string, text: string, droppable: boolean, mid?: string): Required<LocalDelivery> {
   const ids = core.adapter.localTargets(target)
   const failed: FailedTarget[] = []
   let written = 0
@@ -99,10 +100,10 @@ export function handOver (core: RouterCore, target: FanoutTarget, type: string, 
   for (let i = 0; i < ids.length; i++) {
     const connectionId = ids[i] as string
     const conn = core.connections.get(connectionId)
-    // Resume (issue 12): a target with a session is numbered and stored, parked or not.
-    const session = core.delivery?.sessionOf(connectionId)
-    const outcome = session !== undefined
-      ? (core.delivery as ResumeEngine).deliver(session, text, droppable)
+    // Resume (issue 12): a target with a session is numbered and stored, parked or not (resume-redis: or held while claimed from another instance).
+    const routed = core.delivery?.route(connectionId, text, droppable, mid)
+    const outcome = routed !== undefined
+      ? routed
       : conn === undefined ? SendFailure.NOT_OPEN : writeNow(conn, text, core.config, droppable)
     if (outcome === 'WRITTEN') {
       written++

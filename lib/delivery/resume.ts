@@ -10,6 +10,8 @@ import { Session, numbered } from './session.js'
 import { issueToken, readToken } from './token.js'
 import { ResumeCounters, type ResumeFailReason, type ResumeStatsSnapshot } from './counters.js'
 import { replay, withTimeout, type ReplayOutcome } from './replay.js'
+// resume-redis: a claim from another instance holds the events that arrive meanwhile.
+import { Arrivals } from './arrivals.js'
 
 /**
  * Resumable delivery on one instance (issue 12, docs/delivery.md): numbers
@@ -64,6 +66,11 @@ export interface DeliveryHost {
   forgetConnection: (connectionId: string) => void
   /** A resuming socket closed before it was adopted: release its admission. */
   abandonAdmission: (userId: string) => void
+  // resume-redis: a claim from another instance joins the session's rooms before it claims.
+  /** Register a connection id with the adapter (rooms and user targets name it from now on). */
+  addConnection: (connectionId: string, userId: string) => void
+  /** Resolves once the adapter's subscriptions asked for so far are active. */
+  settled: () => Promise<void>
 }
 
 /** Frames that are never numbered: the session's own control frames and answers without an id. */
@@ -100,6 +107,9 @@ export class ResumeEngine {
   private timer: NodeJS.Timeout | null = null
   private timerAt = 0
   private closed = false
+  /** resume-redis: sessions being claimed from another instance, and what their old owner stored. */
+  private readonly arrivals = new Arrivals()
+  private mids = 0
 
   constructor (settings: ResumeSettings, host: DeliveryHost, limits: SendLimits, owner: string | undefined) {
     this.settings = settings
@@ -131,6 +141,22 @@ export class ResumeEngine {
     return this.sessions.get(connectionId)
   }
 
+  /** resume-redis: an id for one fan-out call, shared by its targets here and on other instances. */
+  nextMid (): string {
+    return `${this.owner}:${(++this.mids).toString(36)}`
+  }
+
+  /**
+   * A fan-out target (resume-redis): held while its session is being claimed
+   * from another instance, numbered through its session when this instance
+   * holds one; undefined when neither (an ordinary connection).
+   */
+  route (connectionId: string, text: string, droppable: boolean, mid: string | undefined): Handover | undefined {
+    if (!droppable && this.arrivals.hold(connectionId, text, droppable, mid)) return 'BUFFERED'
+    const session = this.sessions.get(connectionId)
+    return session === undefined ? undefined : this.deliver(session, text, droppable, mid)
+  }
+
   /** Whether a single send of this frame is numbered. */
   isNumbered (type: string, id: unknown, droppable: boolean, numberedOption: boolean): boolean {
     if (droppable) return false
@@ -152,6 +178,8 @@ export class ResumeEngine {
       }
       return writeNow(conn, text, this.limits, true)
     }
+    // resume-redis: the old owner stored it before this instance claimed the session; the replay sends it.
+    if (this.arrivals.storedElsewhere(session.id, mid)) return 'BUFFERED'
     const seq = session.lastSeq + 1
     const framed = numbered(text, seq)
     if (exceedsBytes(framed, this.limits.maxOutboundBytes)) return SendFailure.TOO_LARGE
@@ -255,14 +283,22 @@ export class ResumeEngine {
     const lastSeq = typeof asked.lastSeq === 'string' && /^\d{1,15}$/.test(asked.lastSeq) ? Number(asked.lastSeq) : -1
     let claimed: ClaimResult
     try {
+      // resume-redis: with a shared store, join the session's rooms before taking it (arrivals.ts), also when a
+      // copy is held here: another instance may have claimed it since, and this copy be stale.
+      await this.joinFirst(presented.sessionId, presented.secretHash, userId)
       claimed = await withTimeout(this.store.claim(presented.sessionId, presented.secretHash, userId, this.owner), this.settings.storeTimeoutMs)
     } catch (err) {
+      this.leaveFirst(presented.sessionId)
       this.counters.storeFailures++
       this.host.log.warn({ err, environment: this.host.environment }, 'resume failed: the resume store did not answer')
       return { ok: false, reason: 'unavailable' }
     }
-    if (!claimed.ok) return claimed
+    if (!claimed.ok) {
+      this.leaveFirst(presented.sessionId)
+      return claimed
+    }
     if (lastSeq < 0 || lastSeq > claimed.lastSeq) {
+      this.leaveFirst(presented.sessionId)
       // The token was right: the session is ours now, and it ends here.
       const session = this.sessions.get(presented.sessionId)
       if (session !== undefined) this.end(session, true)
@@ -270,6 +306,30 @@ export class ResumeEngine {
       return { ok: false, reason: 'invalid_seq' }
     }
     return claimed
+  }
+
+  /**
+   * resume-redis: before claiming a session this instance does not hold,
+   * join its rooms and user (when the store can tell them without taking
+   * it), hold what arrives for it, and wait for the subscriptions, so that
+   * no event falls between the old owner's last append and this instance.
+   */
+  private async joinFirst (sessionId: string, secretHash: string, userId: string): Promise<void> {
+    if (this.store.peek === undefined) return
+    const peeked = await withTimeout(this.store.peek(sessionId, secretHash, userId), this.settings.storeTimeoutMs)
+    // Not claimable by this user: the claim says why.
+    if (peeked === null) return
+    this.arrivals.open(sessionId)
+    this.host.addConnection(sessionId, userId)
+    for (const room of peeked.rooms) this.host.join(sessionId, room)
+    await withTimeout(this.host.settled(), this.settings.storeTimeoutMs)
+  }
+
+  /** resume-redis: the claim from another instance failed: out of the rooms joined for it. */
+  private leaveFirst (sessionId: string): void {
+    if (!this.arrivals.isHolding(sessionId)) return
+    this.arrivals.abandon(sessionId)
+    this.host.forgetConnection(sessionId)
   }
 
   private refuse (socket: WebSocket, request: FastifyRequest, identity: Identity, reason: ResumeFailReason, queued: readonly QueuedFrame[]): void {
@@ -289,6 +349,9 @@ export class ResumeEngine {
       this.sessions.set(conn.id, session)
       for (const room of claimed.rooms) this.host.join(conn.id, room)
     } else {
+      // resume-redis: held elsewhere since this copy was parked here: number on from the store's lastSeq, in its rooms.
+      if (claimed.lastSeq > session.lastSeq) session.lastSeq = claimed.lastSeq
+      for (const room of claimed.rooms) this.host.join(conn.id, room)
       this.parked.delete(session)
       // The close listeners were told at the agent grace: the new connection starts afresh.
       session.released = false
@@ -297,6 +360,22 @@ export class ResumeEngine {
     session.conn = conn
     session.holder = conn
     const live = session
+    // resume-redis: claimed from another instance: what arrived meanwhile is numbered after the claimed lastSeq, then replayed.
+    if (this.arrivals.isHolding(conn.id)) {
+      this.arrivals.release(conn.id, this.store, claimed.lastSeq, this.settings.storeTimeoutMs).then((held) => {
+        for (const event of held) this.deliver(live, event.text, event.droppable, event.mid)
+        this.startReplay(live, conn, lastSeq, queued)
+      }, (err: unknown) => {
+        this.counters.storeFailures++
+        this.host.log.warn({ err, sessionId: live.id, environment: this.host.environment }, 'resume from another instance stopped: the resume store did not answer')
+        if (conn.isOpen) this.host.closeStuck(conn)
+      })
+      return
+    }
+    this.startReplay(live, conn, lastSeq, queued)
+  }
+
+  private startReplay (live: Session, conn: Connection, lastSeq: number, queued: readonly QueuedFrame[]): void {
     replay(live, conn, lastSeq, {
       store: this.store,
       limits: this.limits,
@@ -335,9 +414,16 @@ export class ResumeEngine {
   /** Claimed for a socket that closed meanwhile: parked again, as it was. */
   private reparkUnadopted (sessionId: string, userId: string, claimed: Extract<ClaimResult, { ok: true }>): void {
     const session = this.sessions.get(sessionId)
-    const windowMs = session === undefined ? this.settings.windowMs : Math.max(1, session.expiresAt - Date.now())
+    if (session === undefined) {
+      // resume-redis: claimed from another instance, and nobody here holds it: parked, its events would be lost silently.
+      // Dropped instead: the next resume is told `unknown` and starts afresh.
+      this.leaveFirst(sessionId)
+      this.store.drop(sessionId, this.owner).catch(noop)
+      this.host.log.debug({ sessionId, userId }, 'resume: the client left while its session was claimed from another instance; dropped')
+      return
+    }
+    const windowMs = Math.max(1, session.expiresAt - Date.now())
     this.store.park(sessionId, this.owner, claimed.rooms, windowMs).catch(noop)
-    if (session === undefined) this.host.log.debug({ sessionId, userId }, 'resume: the client left while its session was claimed; parked again in the store')
   }
 
   /**
@@ -351,7 +437,8 @@ export class ResumeEngine {
     this.parked.delete(session)
     if (!expired) this.store.drop(session.id, this.owner).catch(noop)
     if (!forget) return
-    this.host.forgetConnection(session.id)
+    // resume-redis: a claim of this session is in flight here: its connection id keeps the rooms it joined first.
+    if (!this.arrivals.isHolding(session.id)) this.host.forgetConnection(session.id)
     if (!session.released) {
       session.released = true
       this.host.releaseConnection(session.holder)

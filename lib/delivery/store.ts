@@ -138,6 +138,15 @@ export interface ResumeStore {
    */
   drop: (sessionId: string, owner: string) => Promise<void>
 
+  /**
+   * resume-redis: the rooms of a parked session that this user, with this
+   * secret, may claim, without taking it (null otherwise). A store shared by
+   * several instances has it: an instance resuming a session another one
+   * holds joins its rooms before it claims, so no event falls in between
+   * (see lib/delivery/arrivals.ts). A store inside one instance leaves it out.
+   */
+  peek?: (sessionId: string, secretHash: string, userId: string) => Promise<{ readonly rooms: readonly string[] } | null>
+
   /** Counts for the stats snapshot; synchronous, from what the store holds locally. */
   counts: () => ResumeStoreCounts
 
