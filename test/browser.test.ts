@@ -216,13 +216,17 @@ t.test('browser demo', { skip: missing }, async (t) => {
   })
 
   await t.test('6: the network drops: the session resumes, what was missed is shown once and in order, "resumed (3 replayed)"', async (t) => {
-    // alice reaches the server through a proxy the test can cut; bob directly.
-    const proxy = await startTcpProxy(port)
+    // alice reaches the server through a proxy the test can cut; bob directly. The
+    // proxy's origin is allowed by an example of its own (the default allows PORT's only).
+    const ownPort = await sparePort()
+    const proxy = await startTcpProxy(ownPort)
     t.teardown(proxy.close)
+    const server = await startExample(ownPort, { ALLOWED_ORIGINS: `http://127.0.0.1:${ownPort},http://127.0.0.1:${proxy.port}` })
+    t.teardown(server.stop)
     const alice = await open(DESKTOP)
     const bob = await open(PHONE)
     await signIn(alice, `http://127.0.0.1:${proxy.port}`, 'alice')
-    await signIn(bob, base, 'bob')
+    await signIn(bob, `http://127.0.0.1:${ownPort}`, 'bob')
     await join(alice.page, 'resume')
     await join(bob.page, 'resume')
     await members(alice.page, ['alice', 'bob'])
@@ -232,7 +236,7 @@ t.test('browser demo', { skip: missing }, async (t) => {
     await alice.page.locator('#messages li[data-author="bob"]', { hasText: 'before the drop' }).waitFor(WAIT)
 
     const allowAlice = alice.expect(REFUSED)
-    const before = example.output().length
+    const before = server.output().length
     await proxy.cut()
     await alice.page.locator('#badge[data-state="reconnecting"]').waitFor(WAIT)
     const missed = ['while away 1', 'while away 2', 'while away 3']
@@ -260,7 +264,7 @@ t.test('browser demo', { skip: missing }, async (t) => {
     t.equal(await bob.page.locator('#messages li[data-author="alice"]', { hasText: 'back again' }).count(), 1)
 
     // The resume token is a credential: the upgrade's log line carries it redacted.
-    const log = example.output().slice(before)
+    const log = server.output().slice(before)
     t.match(log, /"url":"\/ws\?resume=\[REDACTED\]&lastSeq=\d+"/, 'the resuming upgrade was logged, its token redacted')
     t.notMatch(log, /resume=(?!\[REDACTED\])/, 'no token in the log')
     await screenshot(alice.page, 'resumed')

@@ -413,7 +413,8 @@ class WsClient {
     const parkRuns = this.resume.resumable && this.options.reconnect !== false && code !== 1000
     for (const entry of this.table.takeSent()) {
       if (parkRuns && entry.resumable === true) {
-        this.parkedRuns.push(entry)
+        // Still sent (to the session): an attempt that fails before it is established finds it here again.
+        if (!this.parkedRuns.includes(entry)) this.parkedRuns.push(entry)
         continue
       }
       entry.sent = false
