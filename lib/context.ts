@@ -48,6 +48,8 @@ export interface ContextHost {
 export interface OutboundOptions extends SendOptions {
   /** Route whose reply schema the payload must satisfy. */
   readonly route?: ContextRoute
+  /** @internal resume (issue 12): number this frame although it carries an id (agent events). */
+  readonly numbered?: boolean
 }
 
 /**

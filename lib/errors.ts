@@ -136,6 +136,28 @@ export const WireErrorCode = Object.freeze({
 // eslint-disable-next-line @typescript-eslint/no-redeclare -- a const and its value type share the name
 export type WireErrorCode = typeof WireErrorCode[keyof typeof WireErrorCode]
 
+/**
+ * Resume (issue 12): the `payload.code` of a `resume_failed` frame, one per
+ * `payload.reason`. The client starts a fresh session in every case.
+ */
+export const ResumeFailure = Object.freeze({
+  /** `unknown`: a malformed or forged token, or a session this server never had or evicted. */
+  RESUME_UNKNOWN: 'RESUME_UNKNOWN',
+  /** `expired`: the session's window (`resume.windowMs`) passed. */
+  RESUME_EXPIRED: 'RESUME_EXPIRED',
+  /** `forbidden`: the session belongs to another user. */
+  RESUME_FORBIDDEN: 'RESUME_FORBIDDEN',
+  /** `busy`: another connection holds or is resuming the session. */
+  RESUME_BUSY: 'RESUME_BUSY',
+  /** `invalid_seq`: `lastSeq` is not an integer, or is above the last seq the session sent. */
+  INVALID_RESUME_SEQ: 'INVALID_RESUME_SEQ',
+  /** `unavailable`: the resume store could not be reached in time. */
+  BROKER_UNAVAILABLE: 'BROKER_UNAVAILABLE'
+} as const)
+
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- a const and its value type share the name
+export type ResumeFailure = typeof ResumeFailure[keyof typeof ResumeFailure]
+
 /** Why a send did not reach the socket. */
 export const SendFailure = Object.freeze({
   NOT_OPEN: 'NOT_OPEN',

@@ -7,6 +7,8 @@ import { MemoryAdapter } from './adapters/memory.js'
 import type { HandlerContext } from './context.js'
 import type { AgentRunner, UserMessage } from './agent-types.js'
 import type { MetricsConfig, MetricsRegistry } from './metrics.js'
+import type { ResumeStore } from './delivery/store.js'
+import { MemoryResumeStore } from './delivery/memory-store.js'
 
 /**
  * Plugin options: validated once at registration into a frozen config.
@@ -91,6 +93,17 @@ const OptionsSchema = Type.Partial(Type.Object({
     registry: Type.Optional(Type.Object({})),
     prefix: Type.Optional(Type.String({ pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]*$', maxLength: 64 })),
     path: Type.Optional(Type.Union([Type.Literal(false), Type.String({ pattern: '^/', maxLength: 2048 })]))
+  }, { additionalProperties: false })]),
+  // Resume (issue 12): one block, in the current style, to be ported to the one schema.
+  resume: Type.Union([Type.Boolean(), Type.Object({
+    store: Type.Optional(Type.Object({})),
+    windowMs: Type.Optional(Milliseconds),
+    maxEvents: Type.Optional(PositiveInt(1_000_000)),
+    maxBytes: Type.Optional(PositiveInt(1024 * 1024 * 1024)),
+    maxSessions: Type.Optional(PositiveInt(10_000_000)),
+    replayRatePerSecond: Type.Optional(PositiveInt(1_000_000)),
+    agentGraceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 24 * 60 * 60 * 1000 })),
+    storeTimeoutMs: Type.Optional(Milliseconds)
   }, { additionalProperties: false })]),
   health: Type.Union([Type.Boolean(), Type.Object({
     livenessPath: Type.Optional(Type.Union([Type.Literal(false), Type.String({ pattern: '^/', maxLength: 2048 })])),
@@ -204,6 +217,41 @@ export interface WsRouterOptions {
    * `GET /health/ready`. Default false.
    */
   health?: boolean | HealthOption
+  /**
+   * Resumable delivery (issue 12, docs/delivery.md): must-deliver events are
+   * numbered (`seq`), a closed connection is parked for `windowMs`, and a
+   * client that reconnects with its token gets every missed event or an
+   * explicit gap. `true`: the memory store with the defaults. Default false.
+   */
+  resume?: boolean | ResumeOption
+}
+
+export interface ResumeOption {
+  /** Where sessions' events wait. Default: a `MemoryResumeStore` with `maxEvents`, `maxBytes`, `maxSessions`. */
+  store?: ResumeStore
+  /** How long a parked session waits for its client. Default 120 000 ms. */
+  windowMs?: number
+  /** Events kept per session by the default memory store (oldest trimmed first). Default 1 000. */
+  maxEvents?: number
+  /** Bytes of frames kept per session by the default memory store. Default 1 MiB. */
+  maxBytes?: number
+  /** Parked sessions per instance; beyond, the one parked longest ago is ended. Default 10 000. */
+  maxSessions?: number
+  /** Replayed frames per second per resuming connection. Default 2 000. */
+  replayRatePerSecond?: number
+  /** How long an agent run keeps running for a parked session (capped by `windowMs`). Default: `windowMs`. */
+  agentGraceMs?: number
+  /** A store call (claim, read) that takes longer fails the resume with `unavailable`. Default 5 000 ms. */
+  storeTimeoutMs?: number
+}
+
+export interface ResumeConfig {
+  readonly store: ResumeStore
+  readonly windowMs: number
+  readonly maxSessions: number
+  readonly replayRatePerSecond: number
+  readonly agentGraceMs: number
+  readonly storeTimeoutMs: number
 }
 
 export interface MetricsOption {
@@ -287,6 +335,7 @@ export interface RouterConfig {
   readonly builtins: Readonly<Required<BuiltinSwitches>>
   readonly metrics: MetricsConfig | false
   readonly health: HealthConfig | false
+  readonly resume: ResumeConfig | false
 }
 
 export const defaultOptions = Object.freeze({
@@ -363,7 +412,8 @@ export function buildConfig (options: WsRouterOptions = {}, env?: EnvironmentSou
     agentName: given.agentName ?? (options.agent?.name !== undefined && options.agent.name !== '' ? options.agent.name : 'agent'),
     builtins: Object.freeze({ ...allBuiltins, ...given.builtins }),
     metrics: metricsConfig(options.metrics),
-    health: healthConfig(given.health)
+    health: healthConfig(given.health),
+    resume: resumeConfig(options.resume)
   } as RouterConfig
   if (config.livenessWindowMs < config.heartbeatIntervalMs) {
     throw new FST_WSR_INVALID_OPTION('livenessWindowMs', `must be at least heartbeatIntervalMs (${config.heartbeatIntervalMs})`)
@@ -382,6 +432,45 @@ function metricsConfig (option: boolean | MetricsOption | undefined): MetricsCon
   if (option === undefined || option === false) return false
   const given = option === true ? {} : option
   return Object.freeze({ registry: given.registry, prefix: given.prefix ?? 'wsr_', path: given.path ?? '/metrics' })
+}
+
+export const defaultResume = Object.freeze({
+  windowMs: 120_000,
+  maxEvents: 1000,
+  maxBytes: 1024 * 1024,
+  maxSessions: 10_000,
+  replayRatePerSecond: 2000,
+  storeTimeoutMs: 5000
+})
+
+const resumeStoreMethods = ['create', 'append', 'park', 'claim', 'read', 'drop', 'counts', 'close']
+
+function resumeConfig (option: boolean | ResumeOption | undefined): ResumeConfig | false {
+  if (option === undefined || option === false) return false
+  const given = option === true ? {} : option
+  if (given.store !== undefined) {
+    const missing = resumeStoreMethods.filter((name) => typeof (given.store as unknown as Record<string, unknown>)[name] !== 'function')
+    if (missing.length > 0) throw new FST_WSR_INVALID_OPTION('resume.store', `missing methods: ${missing.join(', ')}`)
+    // A store carries its own bounds: a bound given beside it would be silently ignored.
+    for (const key of ['maxEvents', 'maxBytes'] as const) {
+      if (given[key] !== undefined) throw new FST_WSR_INVALID_OPTION(`resume.${key}`, 'configures the default memory store; set it on the store you pass instead')
+    }
+  }
+  const windowMs = given.windowMs ?? defaultResume.windowMs
+  const maxSessions = given.maxSessions ?? defaultResume.maxSessions
+  const store = given.store ?? new MemoryResumeStore({
+    maxEvents: given.maxEvents ?? defaultResume.maxEvents,
+    maxBytes: given.maxBytes ?? defaultResume.maxBytes,
+    maxSessions
+  })
+  return Object.freeze({
+    store,
+    windowMs,
+    maxSessions,
+    replayRatePerSecond: given.replayRatePerSecond ?? defaultResume.replayRatePerSecond,
+    agentGraceMs: Math.min(given.agentGraceMs ?? windowMs, windowMs),
+    storeTimeoutMs: given.storeTimeoutMs ?? defaultResume.storeTimeoutMs
+  })
 }
 
 function healthConfig (option: boolean | HealthOption | undefined): HealthConfig | false {

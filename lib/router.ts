@@ -20,6 +20,8 @@ import type { Identity } from './identity.js'
 import { ABUSE_WINDOW_MS, countRefusal, type RateLimitConfig } from './rate-limit.js'
 import type { PipelineObserver } from './observer.js'
 import { JsonRpcCode, MethodRegistry, sendJsonRpcFailure, type JsonRpcCall, type MethodHandler, type MethodOptions, type ParamsOf } from './jsonrpc.js'
+// resume (issue 12): the delivery engine; the router only calls its hooks.
+import { ResumeEngine, type DeliveryHost, type QueuedFrame, type ResumeGreeting } from './delivery/resume.js'
 
 const kConnection = Symbol('fastify-ws-router.connection')
 const kRouter = Symbol('fastify-ws-router.router')
@@ -86,6 +88,8 @@ export class WsRouter {
   private locked = false
   private heartbeatTimer: NodeJS.Timeout | null = null
   private closing = false
+  /** @internal resume (issue 12): numbered events, parked sessions, resumes; null with `resume` off. */
+  readonly delivery: ResumeEngine | null
   /** The RATE_LIMITED refusal's message and payload, built once: shedding load must stay cheap. */
   private readonly rateLimitMessage: string
   private readonly rateLimitPayloadJson: string
@@ -99,6 +103,9 @@ export class WsRouter {
     this.sweeper = new DeadlineSweeper(config.handlerTimeoutMs)
     this.registry = new HandlerRegistry(this.stats, config.handlerTimeoutMs)
     this.adapter = config.adapter
+    // resume (issue 12)
+    const instanceId = (config.adapter as { instanceId?: unknown }).instanceId
+    this.delivery = config.resume === false ? null : new ResumeEngine(config.resume, this.deliveryHost(), config, typeof instanceId === 'string' ? instanceId : undefined)
   }
 
   /**
@@ -208,7 +215,10 @@ export class WsRouter {
   getStats (): StatsSnapshot {
     const byState: Record<string, number> = { CONNECTING: 0, OPEN: 0, CLOSING: 0, CLOSED: 0 }
     for (const conn of this.connections.values()) byState[conn.state] = (byState[conn.state] ?? 0) + 1
-    return this.stats.snapshot(byState, this.adapter.counts(), this.adapter.status?.() ?? null)
+    const snapshot = this.stats.snapshot(byState, this.adapter.counts(), this.adapter.status?.() ?? null)
+    // resume (issue 12): additive, present only with resume on
+    if (this.delivery !== null) snapshot.resume = this.delivery.snapshot()
+    return snapshot
   }
 
   /**
@@ -238,7 +248,7 @@ export class WsRouter {
 
   /** Send a frame to one connection by id. */
   sendTo (connectionId: string, type: string, payload?: unknown, options?: SendOptions): Promise<SendResult> {
-    const conn = this.connections.get(connectionId)
+    const conn = this.connections.get(connectionId) ?? this.delivery?.sessionOf(connectionId)?.holder
     if (conn === undefined) {
       this.stats.countSendFailure(SendFailure.NOT_OPEN)
       this.log[this.config.sendFailureLogLevel]({ connectionId, messageType: type, reason: SendFailure.NOT_OPEN, environment: this.config.environment }, 'websocket send failed: no such connection')
@@ -363,7 +373,11 @@ export class WsRouter {
     for (let i = 0; i < ids.length; i++) {
       const connectionId = ids[i] as string
       const conn = this.connections.get(connectionId)
-      const outcome = conn === undefined ? SendFailure.NOT_OPEN : writeNow(conn, text, this.config, droppable)
+      // resume (issue 12): a target with a session is numbered and stored, parked or not.
+      const session = this.delivery?.sessionOf(connectionId)
+      const outcome = session !== undefined
+        ? (this.delivery as ResumeEngine).deliver(session, text, droppable)
+        : conn === undefined ? SendFailure.NOT_OPEN : writeNow(conn, text, this.config, droppable)
       if (outcome === 'WRITTEN') {
         written++
         continue
@@ -374,7 +388,7 @@ export class WsRouter {
       }
       if (outcome === SendFailure.DROPPED) dropped++
       failed.push({ connectionId, reason: outcome })
-      if (conn === undefined) this.stats.countSendFailure(SendFailure.NOT_OPEN)
+      if (conn === undefined) this.stats.countSendFailure(outcome)
       else this.countFailedSend(conn, type, failure(outcome))
     }
     this.stats.sendsOk += written + buffered
@@ -398,8 +412,8 @@ export class WsRouter {
     else if (result.reason === SendFailure.BACKPRESSURE) this.closeStuck(conn)
   }
 
-  /** A must-deliver send could not get through: the client cannot keep up. */
-  private closeStuck (conn: Connection): void {
+  /** @internal A must-deliver send could not get through: the client cannot keep up. */
+  closeStuck (conn: Connection): void {
     this.closeConnection(conn, {
       code: CloseCode.TRY_AGAIN_LATER,
       reason: 'client too slow',
@@ -427,9 +441,11 @@ export class WsRouter {
   }
 
   /** Out of every room and user list (the adapter's), once; the connection object stays until its socket closes. */
-  private detach (conn: Connection): void {
+  private detach (conn: Connection, peerCode: number | null = null): void {
     if (conn.detached) return
     conn.detached = true
+    // resume (issue 12): a parked session keeps its rooms and user entry for its window.
+    if (this.delivery !== null && this.delivery.park(conn, peerCode)) return
     this.adapter.removeConnection(conn.id)
   }
 
@@ -439,6 +455,11 @@ export class WsRouter {
    */
   onConnectionClosed (listener: (conn: Connection) => void): void {
     this.closeListeners.push(listener)
+  }
+
+  /** @internal Whether frames for this connection can still arrive: open, or (resume) its session is held. */
+  canReceive (conn: Connection): boolean {
+    return conn.isOpen || this.delivery?.sessionOf(conn.id) !== undefined
   }
 
   /** @internal the live connection object for an id (built-ins only). */
@@ -461,14 +482,41 @@ export class WsRouter {
    * listener loses frames), then greet the client.
    */
   accept (socket: WebSocket, request: FastifyRequest, identity: Identity): Connection {
-    const id = randomUUID()
+    const conn = this.adopt(socket, request, identity, null)
+    socket.on('message', onSocketMessage)
+    return conn
+  }
+
+  /**
+   * @internal resume (issue 12): `accept`, unless the client asks to resume
+   * (`?resume=`): then it is adopted once its claim is decided (undefined here).
+   */
+  acceptOrResume (socket: WebSocket, request: FastifyRequest, identity: Identity): Connection | undefined {
+    if (this.delivery !== null && this.config.protocol !== 'jsonrpc') {
+      const asked = this.delivery.requested(request.query)
+      if (asked !== null) {
+        this.delivery.resume(socket, request, identity, asked)
+        return undefined
+      }
+    }
+    return this.accept(socket, request, identity)
+  }
+
+  /**
+   * Attach the listeners (but `message`, which the caller attaches) and greet
+   * the client: under a new id, or (resume) under the session's.
+   */
+  private adopt (socket: WebSocket, request: FastifyRequest, identity: Identity, resumed: { id: string, greeting: ResumeGreeting } | null): Connection {
+    const id = resumed?.id ?? randomUUID()
     const userId = identity.userId
+    // resume: the previous socket of this session may still be closing; its close is settled now.
+    const previous = this.connections.get(id)
+    if (previous !== undefined) this.removeConnection(previous, 1006)
     const burst = this.config.rateLimit === false ? 0 : this.config.rateLimit.burst
     const conn = new Connection(id, identity, socket, request, request.log, this.config, burst)
     const routed = socket as RoutedSocket
     routed[kConnection] = conn
     routed[kRouter] = this
-    socket.on('message', onSocketMessage)
     socket.on('pong', onSocketPong)
     socket.on('ping', onSocketPing)
     socket.on('close', onSocketClose)
@@ -484,14 +532,45 @@ export class WsRouter {
     if (this.heartbeatTimer === null) this.startHeartbeat()
     // A JSON-RPC route speaks nothing but JSON-RPC, so stock clients work unchanged.
     if (this.config.protocol === 'jsonrpc') return conn
-    this.sendFrame(conn, 'connection_established', undefined, {
+    const greeting: Record<string, unknown> = {
       connectionId: id,
       userId,
       protocolVersion: PROTOCOL_VERSION,
       heartbeatIntervalMs: this.config.heartbeatIntervalMs,
       maxPayloadBytes: this.config.maxPayloadBytes
-    })
+    }
+    // resume (issue 12): the session's token, new or the one presented.
+    if (this.delivery !== null) greeting.resume = resumed?.greeting ?? this.delivery.open(conn)
+    this.sendFrame(conn, 'connection_established', undefined, greeting)
     return conn
+  }
+
+  /** resume (issue 12): what the delivery engine may ask of the router, in one place. */
+  private deliveryHost (): DeliveryHost {
+    return {
+      log: this.log,
+      environment: this.config.environment,
+      roomsOf: (connectionId) => this.adapter.roomsOf(connectionId),
+      join: (connectionId, room) => this.adapter.join(connectionId, room),
+      adopt: (socket, request, identity, resumed) => this.adopt(socket, request, identity, resumed),
+      startReading: (conn, queued) => this.startReading(conn, queued),
+      sendControl: (conn, type, payload) => { this.sendFrame(conn, type, undefined, payload) },
+      closeStuck: (conn) => this.closeStuck(conn),
+      releaseConnection: (conn) => this.releaseConnection(conn),
+      forgetConnection: (connectionId) => this.adapter.removeConnection(connectionId),
+      abandonAdmission: (userId) => this.admissions.remove(userId)
+    }
+  }
+
+  /** resume (issue 12): frames that waited for the resume's outcome are handled first, in order. */
+  private startReading (conn: Connection, queued: readonly QueuedFrame[]): void {
+    const socket = conn.socket
+    socket.on('message', onSocketMessage)
+    for (const frame of queued) {
+      if (!conn.isOpen) return
+      handleFrame(this, conn, frame.data, frame.isBinary)
+    }
+    if (conn.isOpen && !conn.readingPaused) socket.resume()
   }
 
   /**
@@ -499,7 +578,18 @@ export class WsRouter {
    * log a failure once. Never throws.
    */
   sendFrame (conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options?: OutboundOptions): Promise<SendResult> {
-    if (!conn.isOpen) return Promise.resolve(this.sendFailed(conn, type, id, failure(SendFailure.NOT_OPEN)))
+    // resume (issue 12): a must-deliver frame goes through the session (parked, or resumed on a new socket).
+    const session = this.delivery !== null && this.delivery.isNumbered(type, id, options?.droppable === true, options?.numbered === true)
+      ? this.delivery.sessionOf(conn.id)
+      : undefined
+    if (!conn.isOpen && session === undefined) {
+      // A droppable frame for a parked session (agent progress) is dropped, not failed: the run goes on.
+      if (options?.droppable === true && this.delivery?.sessionOf(conn.id) !== undefined) {
+        this.countFailedSend(conn, type, failure(SendFailure.DROPPED))
+        return Promise.resolve(failure(SendFailure.DROPPED))
+      }
+      return Promise.resolve(this.sendFailed(conn, type, id, failure(SendFailure.NOT_OPEN)))
+    }
     const route = options?.route
     if (route !== undefined && route.replyCheck !== null && this.config.validateOutbound && !route.replyCheck.Check(payload)) {
       const details = validationDetails(route.replyCheck, payload)
@@ -507,7 +597,8 @@ export class WsRouter {
     }
     const encoded = encodeFrame(type, id, payload)
     if (!encoded.ok) return Promise.resolve(this.sendFailed(conn, type, id, failure(SendFailure.SERIALIZE, encoded.error)))
-    return sendText(conn, encoded.text, this.config, options).then((result) => {
+    const sent = session !== undefined ? Promise.resolve((this.delivery as ResumeEngine).sendNumbered(session, encoded.text)) : sendText(conn, encoded.text, this.config, options)
+    return sent.then((result) => {
       if (result.ok) {
         this.stats.sendsOk++
         return result
@@ -708,15 +799,23 @@ export class WsRouter {
 
   /** @internal the socket closed: release everything the connection owns, once. */
   removeConnection (conn: Connection, code: number): void {
-    if (!this.connections.delete(conn.id)) return
-    this.detach(conn)
+    // (resume: a resumed connection may have taken this id while the old socket was closing.)
+    if (this.connections.get(conn.id) !== conn) return
+    this.connections.delete(conn.id)
+    this.detach(conn, code)
     this.admissions.remove(conn.userId)
     this.stats.connectionsOpen--
     // The code the server sent when it closed first; otherwise the peer's (1006: none).
     this.stats.countClose(conn.closeSent ?? code)
     conn.release(new Error(`connection closed (${code})`))
-    for (const listener of this.closeListeners) listener(conn)
+    // resume (issue 12): a parked session's agent runs go on; the engine calls releaseConnection later.
+    if (this.delivery === null || !this.delivery.holdsRelease(conn)) this.releaseConnection(conn)
     if (this.connections.size === 0) this.stopHeartbeat()
+  }
+
+  /** @internal Tell the built-ins that keep per-connection state that this connection is gone. */
+  releaseConnection (conn: Connection): void {
+    for (const listener of this.closeListeners) listener(conn)
   }
 
   private startHeartbeat (): void {
@@ -805,6 +904,7 @@ export class WsRouter {
     const shutdown = new Error('server shutting down')
     for (const conn of open) conn.release(shutdown)
     if (open.length === 0) {
+      await this.delivery?.close()
       await this.adapter.close()
       return
     }
@@ -837,6 +937,7 @@ export class WsRouter {
         this.closeConnection(conn, { code: CloseCode.GOING_AWAY, reason: 'server shutting down', level: false })
       }
     })
+    await this.delivery?.close()
     await this.adapter.close()
   }
 }

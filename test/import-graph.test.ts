@@ -77,7 +77,9 @@ const rules: Array<{ why: string, from: RegExp, to: RegExp, except?: RegExp }> =
   { why: 'the browser client imports nothing of the server, only the shared contracts', from: /^lib\/client\//, to: /^lib\/(?!client\/|contracts\.ts$|builtin-contract\.ts$)/ },
   { why: 'a built-in never imports another built-in', from: /^lib\/handlers\/(?!index\.ts$)/, to: /^lib\/handlers\/(?!membership\.ts$)/ },
   // send.ts is allowed for its public result types (SendResult), which lib/index.ts exports.
-  { why: 'a built-in never imports engine internals', from: /^lib\/handlers\//, to: /^lib\/(dispatch|connection|rate-limit|deadlines|error-run|stats|registry|batch)\.ts$/ }
+  { why: 'a built-in never imports engine internals', from: /^lib\/handlers\//, to: /^lib\/(dispatch|connection|rate-limit|deadlines|error-run|stats|registry|batch)\.ts$/ },
+  // Issue 12 (resume): a resume store knows the store contract and errors only, like an adapter.
+  { why: 'resume stores know the store contract, errors and the optional-peer loader only', from: /^lib\/delivery\/.*store\.ts$/, to: /^lib\/(?!delivery\/store\.ts$|errors\.ts$|peer-dependency\.ts$)/ }
 ]
 
 t.test('no forbidden import direction', async (t) => {
