@@ -19,13 +19,19 @@
  *   instances (two ports, two machines) share users, rooms and presence.
  * - `REDIS_CLUSTER_NODES`: comma-separated `host:port` seed nodes of a Redis
  *   Cluster, instead of `REDIS_URL` (setting both is an error).
+ *
+ * Resumable delivery is on for /ws (docs/delivery.md): a client that
+ * reconnects within 2 minutes gets what it missed, in order, and its rooms.
+ * Sessions wait in the memory store of this instance; with Redis they are
+ * meant to wait in Redis Streams (`RedisResumeStore`, see `resumeFor`), so a
+ * client may resume on another instance.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { timingSafeEqual } from 'node:crypto'
 import type { Writable } from 'node:stream'
 import { Type } from '@sinclair/typebox'
 import websocket from '@fastify/websocket'
-import { asyncApiDocument, resolveEnvironment, selectProtocol, wsRouter, WsRouterError, type Authenticate, type RouterAdapter } from '../lib/index.js'
+import { asyncApiDocument, resolveEnvironment, selectProtocol, wsRouter, WsRouterError, type Authenticate, type RouterAdapter, type WsRouterOptions } from '../lib/index.js'
 import { RedisAdapter } from '../lib/redis.js'
 import { createTokenVerifier, InvalidTokenError, isProduction, resolveAuthSecret } from './auth.js'
 import { demoCalculatorAgent } from './demo-agent.js'
@@ -121,6 +127,15 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
   const adapterFor = (prefix: string): RouterAdapter | undefined => clusterNodes.length > 0
     ? new RedisAdapter({ cluster: clusterNodes, prefix })
     : redisUrl === undefined ? undefined : new RedisAdapter({ redis: redisUrl, prefix })
+  // TODO(lead, at the merge of branch resume-redis): with Redis, keep the sessions there so a client
+  // may resume on another instance:
+  //   import { RedisAdapter, RedisResumeStore } from '../lib/redis.js'
+  //   const resumeFor = (prefix: string): WsRouterOptions['resume'] => clusterNodes.length > 0
+  //     ? { store: new RedisResumeStore({ cluster: clusterNodes, prefix }) }
+  //     : redisUrl === undefined ? true : { store: new RedisResumeStore({ redis: redisUrl, prefix }) }
+  // Until then every instance keeps its own sessions in memory: a resume on another instance is refused
+  // (`resume_failed` `unknown`, a fresh session), never a silent hole.
+  const resumeFor = (_prefix: string): WsRouterOptions['resume'] => true
 
   // Two routers (/ws and /rpc) share one @fastify/websocket, registered here at
   // the root; each router closes its own clients with 1001 on shutdown.
@@ -138,7 +153,7 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
         if (route.url === '/metrics' && guardStats !== null) route.onRequest = guardStats
       })
     }
-    await scope.register(wsRouter, { path: '/ws', environment, authenticate, allowedOrigins, agent: demoCalculatorAgent, adapter: adapterFor('wsr:ws:'), metrics: guardStats === null ? { path: false } : true, health: true })
+    await scope.register(wsRouter, { path: '/ws', environment, authenticate, allowedOrigins, agent: demoCalculatorAgent, adapter: adapterFor('wsr:ws:'), resume: resumeFor('wsr:ws:'), metrics: guardStats === null ? { path: false } : true, health: true })
     scope.wsRouter.on('echo', {
       schema: Type.Object({ text: Type.String({ minLength: 1, maxLength: 1000 }) }),
       replySchema: Type.Object({ text: Type.String() })

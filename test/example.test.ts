@@ -311,3 +311,30 @@ t.test('the example serves /metrics for both routers and the health routes', asy
   t.same(ready.json(), { status: 'ok', reasons: [], connections: 1 })
   t.equal((await server.app.inject('/health/live')).statusCode, 200)
 })
+
+t.test('resume is on in the example (memory store without REDIS_URL): a dropped client gets its session back with what it missed', async (t) => {
+  const server = await start(t, DEVELOPMENT)
+  const alice = await connect(`${server.url}?user=alice`)
+  const hello = await alice.next('connection_established')
+  const offer = hello.payload.resume as { token: string, windowMs: number } | undefined
+  t.type(offer?.token, 'string', 'connection_established offers a resume token')
+  t.equal(offer?.windowMs, 120_000, 'the default window')
+  const bob = await connect(`${server.url}?user=bob`)
+  t.teardown(() => { bob.ws.terminate() })
+  await bob.next('connection_established')
+  for (const client of [alice, bob]) {
+    client.send({ type: 'join', id: 'j', payload: { room: 'lobby' } })
+    await client.next('joined')
+  }
+  alice.ws.terminate()
+  await alice.closed
+  bob.send({ type: 'user_message', id: 'm', payload: { room: 'lobby', text: 'while away' } })
+  await bob.next('message_ack')
+  const again = await connect(`${server.url}?user=alice&resume=${encodeURIComponent(offer?.token ?? '')}&lastSeq=0`)
+  t.teardown(() => { again.ws.terminate() })
+  const back = await again.next('connection_established')
+  t.equal(back.payload.connectionId, hello.payload.connectionId, 'the same session')
+  t.match(await again.next('message'), { seq: 1, payload: { text: 'while away' } }, 'the missed message, replayed')
+  t.match(await again.next('resumed'), { payload: { replayed: 1, lastSeq: 1 } })
+  t.notOk(server.logs().some((line) => line.includes(offer?.token ?? '')), 'the token never reaches the log')
+})
