@@ -156,14 +156,16 @@ t.test('an agent run goes on while its client is away; after the resume the iter
   await waitFor(() => events.length === 2, 5000, 'agent_started and the first thought')
   await cut(s)
   release()
-  // Time for the run to finish while alice is away, so its events wait in her session
-  // (were it slower, they would arrive live after the resume: the checks below hold either way).
-  await delay(300)
+  // The run ends while alice is away: counted once its steps were sent into her session
+  // (its agent_completed follows at once, and would arrive live if it came after the replay).
+  await waitFor(() => s.server.app.wsRouter.getStats().builtins['agent.completed'] === 1, 5000, 'the run finished on the server')
   await s.proxy.restore()
   await done
   t.same(events.map((e) => e.type), ['agent_started', 'agent_thinking', 'agent_thinking', 'tool_executing', 'tool_completed', 'agent_completed'])
   t.equal(events.filter((e) => e.type === 'agent_completed').length, 1, 'exactly one agent_completed')
   const last = events.at(-1)
   t.equal(last?.type === 'agent_completed' ? last.payload.status : undefined, 'completed')
-  t.equal(s.seen.resumed.length, 1)
+  // The run's last replayed event ends the iteration; `resumed` follows the replay.
+  await waitFor(() => s.seen.resumed.length === 1, 5000, 'resumed after the replay')
+  t.ok((s.seen.resumed[0]?.replayed ?? 0) >= 3, `the run's steps made while away were replayed (${s.seen.resumed[0]?.replayed})`)
 })
