@@ -1,6 +1,6 @@
 import t from 'tap'
 import WebSocket from 'ws'
-import { createClient, type AgentEvent, type Client, type ResumedInfo, type ResumeFailure, type SeqRange } from '../lib/client/index.js'
+import { createClient, type AgentEvent, type Client, type ResumedInfo, type ResumeFailedInfo, type SeqRange } from '../lib/client/index.js'
 import type { AgentStep, WsRouterOptions } from '../lib/index.js'
 import { startServer, type TestServer } from './helpers/server.js'
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js'
@@ -17,7 +17,7 @@ import { delay, waitFor } from './helpers/wait.js'
 interface Seen {
   texts: string[]
   resumed: ResumedInfo[]
-  failed: ResumeFailure[]
+  failed: ResumeFailedInfo[]
   gaps: SeqRange[]
 }
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type WebSocket from 'ws'
 import WebSocketClass from 'ws'
-import { createClient, type AgentEvent, type Client, type ResumedInfo, type ResumeFailure, type SeqRange } from '../lib/client/index.js'
+import { createClient, type AgentEvent, type Client, type ResumedInfo, type ResumeFailedInfo, type SeqRange } from '../lib/client/index.js'
 import { ManualClock } from './helpers/manual-clock.js'
 import { scriptedServer, type ScriptedServer } from './helpers/scripted-server.js'
 import { waitFor } from './helpers/wait.js'
@@ -41,7 +41,7 @@ function record (socket: WebSocket): Array<{ type: string, id?: number, payload?
 interface Seen {
   texts: string[]
   resumed: ResumedInfo[]
-  failed: ResumeFailure[]
+  failed: ResumeFailedInfo[]
   gaps: SeqRange[]
   /** Every client event in order, to check what came before what. */
   order: string[]
@@ -139,10 +139,10 @@ t.test('gap: a jump in seq is reported once, as it happens; a gap after the last
   t.equal(client.lastSeq, 13)
 })
 
-const reasons: Array<{ reason: ResumeFailure['reason'], code: string }> = [
+const reasons: Array<{ reason: ResumeFailedInfo['reason'], code: string }> = [
   { reason: 'expired', code: 'RESUME_EXPIRED' },
   { reason: 'unknown', code: 'RESUME_UNKNOWN' },
-  { reason: 'forbidden', code: 'FORBIDDEN' },
+  { reason: 'forbidden', code: 'RESUME_FORBIDDEN' },
   { reason: 'busy', code: 'RESUME_BUSY' },
   { reason: 'unavailable', code: 'BROKER_UNAVAILABLE' },
   { reason: 'invalid_seq', code: 'INVALID_RESUME_SEQ' }

@@ -4,7 +4,7 @@ import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js
 import { ClientError, ClientErrorCode } from './errors.js'
 import { Listeners } from './listeners.js'
 import { createRequest, decodeFrame, RequestTable, systemClock, type PendingEntry, type RequestHooks } from './requests.js'
-import { ResumeSession, type ResumedInfo, type ResumeFailure, type SeqRange } from './resume.js'
+import { ResumeTracker, type ResumedInfo, type ResumeFailedInfo, type SeqRange } from './resume.js'
 import type {
   AnyContract, Clock, ClientValidator, EventType, Frame, PayloadArgs, RequestOptions, RequestPayload, RequestReply,
   RequestType, ServerEventPayload, WebSocketConstructor, WebSocketLike
@@ -103,7 +103,7 @@ export interface Client<C extends Contract = AnyContract> {
     /** The session came back after a reconnect: its missed frames were delivered before this. */
     (type: 'resumed', listener: (info: ResumedInfo, frame: Frame) => void): () => void
     /** The server could not resume: this is a fresh session, the rooms are being joined again. */
-    (type: 'resume_failed', listener: (failure: ResumeFailure, frame: Frame) => void): () => void
+    (type: 'resume_failed', listener: (failure: ResumeFailedInfo, frame: Frame) => void): () => void
     /** Frames of this range of `seq` will never arrive: refetch what they carried (e.g. history over HTTP). */
     (type: 'gap', listener: (range: SeqRange) => void): () => void
     <K extends EventType<C>>(type: K, listener: (payload: ServerEventPayload<C, K>, frame: Frame) => void): () => void
@@ -156,7 +156,7 @@ class WsClient {
   /** From the server's `reconnect` frame: wait this long, not the backoff. */
   private serverRetryAfterMs: number | null = null
   private readonly hooks: RequestHooks
-  private readonly resume: ResumeSession
+  private readonly resume: ResumeTracker
   /** Agent runs of a parked session: the server keeps them running until the session is resumed or lost. */
   private parkedRuns: PendingEntry[] = []
   private parkedRunsTimer: unknown = null
@@ -171,7 +171,7 @@ class WsClient {
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs
     this.queueSize = options.queueSize ?? DEFAULTS.queueSize
     this.maxRefusals = options.maxRefusals ?? DEFAULTS.maxRefusals
-    this.resume = new ResumeSession(options.resume !== false)
+    this.resume = new ResumeTracker(options.resume !== false)
     this.hooks = {
       clock: this.clock,
       validate: options.validate,

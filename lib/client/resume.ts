@@ -25,7 +25,7 @@ export interface ResumedInfo {
 export type ResumeFailedReason = 'expired' | 'unknown' | 'forbidden' | 'busy' | 'unavailable' | 'invalid_seq'
 
 /** The `resume_failed` frame's payload. */
-export interface ResumeFailure {
+export interface ResumeFailedInfo {
   readonly reason: ResumeFailedReason
   /** The wire error code (`BROKER_UNAVAILABLE` for `unavailable`, …). */
   readonly code: string
@@ -46,7 +46,7 @@ const DEFAULT_WINDOW_MS = 120_000
 const DUPLICATE: SeqVerdict = Object.freeze({ duplicate: true })
 const IN_ORDER: SeqVerdict = Object.freeze({ duplicate: false, gap: null })
 
-export class ResumeSession {
+export class ResumeTracker {
   /** The session the token belongs to (its connection id). */
   private sessionId: string | undefined
   private token: string | undefined

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
 import { defineContract, routeOptions, wsRouter } from '../../lib/index.js'
-import { createClient, type AgentEvent, type AgentRun, type Client, type ClientState, type ResumedInfo, type ResumeFailedReason, type ResumeFailure, type SendOutcome, type SeqRange } from '../../lib/client/index.js'
+import { createClient, type AgentEvent, type AgentRun, type Client, type ClientState, type ResumedInfo, type ResumeFailedReason, type ResumeFailedInfo, type SendOutcome, type SeqRange } from '../../lib/client/index.js'
 import { connectTestClient, type TestClient } from '../../lib/testing.js'
 
 const contract = defineContract({
@@ -53,7 +53,7 @@ describe('client side', () => {
       expect(info.gap).type.toBe<SeqRange | undefined>()
     })
     client.on('resume_failed', (failure) => {
-      expect(failure).type.toBe<ResumeFailure>()
+      expect(failure).type.toBe<ResumeFailedInfo>()
       expect(failure.reason).type.toBe<ResumeFailedReason>()
       expect(failure.reason).type.toBe<'expired' | 'unknown' | 'forbidden' | 'busy' | 'unavailable' | 'invalid_seq'>()
     })
