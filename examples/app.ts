@@ -19,6 +19,12 @@
  *   instances (two ports, two machines) share users, rooms and presence.
  * - `REDIS_CLUSTER_NODES`: comma-separated `host:port` seed nodes of a Redis
  *   Cluster, instead of `REDIS_URL` (setting both is an error).
+ *
+ * Resumable delivery is on for /ws (docs/delivery.md): a client that
+ * reconnects within 2 minutes gets what it missed, in order, and its rooms.
+ * Sessions wait in the memory store of this instance; with `REDIS_URL` or
+ * `REDIS_CLUSTER_NODES` they wait in Redis Streams (`RedisResumeStore`, see
+ * `resumeFor`), so a client may resume on another instance.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { timingSafeEqual } from 'node:crypto'
