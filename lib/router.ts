@@ -367,6 +367,8 @@ export class WsRouter {
   }
 
   private handOver (target: FanoutTarget, type: string, text: string, droppable: boolean, mid?: string): Required<LocalDelivery> {
+    // resume-redis: a resume from another instance also holds what was handed over just before it joined.
+    if (mid !== undefined && !droppable) this.delivery?.remember(target, text, mid)
     const ids = this.adapter.localTargets(target)
     const failed: FailedTarget[] = []
     let written = 0
