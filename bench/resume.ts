@@ -54,6 +54,8 @@ const tally = {
   missing: 0,
   /** seq holes not covered by a reported gap (the same loss seen through seq). */
   seqHoles: 0,
+  /** messages never received whose send the sender was told failed (`said.ok` false): reported, not silent. */
+  failedSendsMissing: 0,
   gapsReported: 0,
   seqsInGaps: 0,
   /** messages skipped across a reported gap or a fresh session: explained, not silent. */
@@ -66,6 +68,14 @@ const tally = {
   senderFailures: 0
 }
 const resumeLatencies: number[] = []
+/** `${sender}:${n}` of the sends whose answer said they failed somewhere. */
+const failedSends = new Set<string>()
+/** Of the messages of `sender` after `last` up to `upTo` (exclusive), how many were reported failed to their sender. */
+function reportedFailed (sender: string, last: number, upTo: number): number {
+  let count = 0
+  for (let k = last + 1; k < upTo; k++) if (failedSends.has(`${sender}:${k}`)) count++
+  return count
+}
 /** The first silent losses, with what the receiver was doing: for finding their cause. */
 const lossSamples: Array<Record<string, unknown>> = []
 
@@ -183,8 +193,10 @@ class Receiver {
     if (last !== undefined && n > last + 1) {
       if (this.jumpAllowed.has(s)) tally.messagesInGaps += n - last - 1
       else {
-        tally.missing += n - last - 1
-        if (lossSamples.length < 10) lossSamples.push({ receiver: this.user, sender: s, after: last, got: n, seq, lastSeq: this.lastSeq, instance: this.instance, sinceOpenMs: Math.round(performance.now() - this.openedAt), history: this.history.slice(-4) })
+        const reported = reportedFailed(s, last, n)
+        tally.failedSendsMissing += reported
+        tally.missing += n - last - 1 - reported
+        if (n - last - 1 - reported > 0 && lossSamples.length < 10) lossSamples.push({ receiver: this.user, sender: s, after: last, got: n, seq, lastSeq: this.lastSeq, instance: this.instance, sinceOpenMs: Math.round(performance.now() - this.openedAt), history: this.history.slice(-4) })
       }
     }
     this.jumpAllowed.delete(s)
@@ -246,7 +258,10 @@ async function main (): Promise<void> {
       const ws = new WebSocket(`${urls[1] as string}?user=sender${i}`)
       ws.on('message', (data) => {
         const frame = JSON.parse(String(data)) as Frame
-        if (frame.type === 'said' && frame.payload?.ok !== true) tally.senderFailures++
+        if (frame.type === 'said' && frame.payload?.ok !== true) {
+          tally.senderFailures++
+          failedSends.add(`s${i}:${String(frame.id).slice(1)}`)
+        }
       })
       await new Promise((resolve) => ws.once('open', resolve))
       return { ws, name: `s${i}`, n: 0 }
@@ -290,7 +305,9 @@ async function main (): Promise<void> {
         if (last < sender.n) {
           if (receiver.jumpAllowed.has(sender.name)) tally.messagesInGaps += sender.n - last
           else {
-            tally.missing += sender.n - last
+            const reported = reportedFailed(sender.name, last, sender.n + 1)
+            tally.failedSendsMissing += reported
+            tally.missing += sender.n - last - reported
             if (lossSamples.length < 20) lossSamples.push({ atEnd: true, receiver: receiver.user, sender: sender.name, last, sent: sender.n, live: receiver.live, history: receiver.history.slice(-4) })
           }
         }

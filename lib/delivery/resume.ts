@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
+import type { FanoutTarget } from '../adapter.js'
 import type { Connection } from '../connection.js'
 import type { Identity } from '../identity.js'
 import { CloseCode, ResumeFailure, SendFailure } from '../errors.js'
@@ -155,6 +156,11 @@ export class ResumeEngine {
     if (!droppable && this.arrivals.hold(connectionId, text, droppable, mid)) return 'BUFFERED'
     const session = this.sessions.get(connectionId)
     return session === undefined ? undefined : this.deliver(session, text, droppable, mid)
+  }
+
+  /** resume-redis: a must-deliver fan-out handed over here; remembered briefly when the store is shared (arrivals.ts). */
+  remember (target: FanoutTarget, text: string, mid: string): void {
+    if (this.store.peek !== undefined) this.arrivals.remember(target, text, mid)
   }
 
   /** Whether a single send of this frame is numbered. */
@@ -319,7 +325,7 @@ export class ResumeEngine {
     const peeked = await withTimeout(this.store.peek(sessionId, secretHash, userId), this.settings.storeTimeoutMs)
     // Not claimable by this user: the claim says why.
     if (peeked === null) return
-    this.arrivals.open(sessionId)
+    this.arrivals.open(sessionId, userId, peeked.rooms)
     this.host.addConnection(sessionId, userId)
     for (const room of peeked.rooms) this.host.join(sessionId, room)
     await withTimeout(this.host.settled(), this.settings.storeTimeoutMs)
