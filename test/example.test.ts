@@ -365,22 +365,29 @@ t.test('resume with REDIS_URL: the Redis store, so a client that left one instan
     client.send({ type: 'join', id: 'j', payload: { room: 'lobby' } })
     await client.next('joined')
   }
-  bob.send({ type: 'user_message', id: 'm1', payload: { room: 'lobby', text: 'before' } })
-  await bob.next('message_ack')
-  t.match(await alice.next('message'), { seq: 1, payload: { text: 'before' } }, 'live across instances, numbered')
+  // A join's Redis subscription becomes active shortly after `joined`: probe the room until alice on A hears bob on B
+  // (a probe published before that reaches nobody; one heard is numbered, after any heard late).
+  let lastSeq = 0
+  for (let i = 0; i < 50 && lastSeq === 0; i++) {
+    bob.send({ type: 'user_message', id: `p${i}`, payload: { room: 'lobby', text: `probe ${i}` } })
+    await bob.next((f) => f.id === `p${i}` && f.type === 'message_ack')
+    const heard = await alice.next((f) => f.type === 'message' && f.payload.text === `probe ${i}`, 200).catch(() => undefined)
+    if (heard !== undefined) lastSeq = (heard as unknown as { seq: number }).seq
+  }
+  t.ok(lastSeq >= 1, `live across instances, numbered (seq ${lastSeq})`)
   alice.ws.terminate()
   await alice.closed
   // Whether A has handled the close yet or not, the event is numbered and stored in the session's stream.
   bob.send({ type: 'user_message', id: 'm2', payload: { room: 'lobby', text: 'while away' } })
-  await bob.next('message_ack')
+  await bob.next((f) => f.id === 'm2' && f.type === 'message_ack')
   // Back on the OTHER instance: only a shared store can answer this claim.
-  const again = await connect(`${b.url}?user=alice&resume=${encodeURIComponent(offer?.token ?? '')}&lastSeq=1`)
+  const again = await connect(`${b.url}?user=alice&resume=${encodeURIComponent(offer?.token ?? '')}&lastSeq=${lastSeq}`)
   t.teardown(() => { again.ws.terminate() })
   const back = await again.next('connection_established')
   t.equal(back.payload.connectionId, hello.payload.connectionId, 'the same session, on B')
-  t.match(await again.next('message'), { seq: 2, payload: { text: 'while away' } }, 'the missed message, replayed once')
-  t.match(await again.next('resumed'), { payload: { replayed: 1, lastSeq: 2 } })
+  t.match(await again.next('message'), { seq: lastSeq + 1, payload: { text: 'while away' } }, 'the missed message, replayed once')
+  t.match(await again.next('resumed'), { payload: { replayed: 1, lastSeq: lastSeq + 1 } })
   bob.send({ type: 'user_message', id: 'm3', payload: { room: 'lobby', text: 'after' } })
-  await bob.next('message_ack')
-  t.match(await again.next('message'), { seq: 3, payload: { text: 'after' } }, 'its room back on B, numbering goes on')
+  await bob.next((f) => f.id === 'm3' && f.type === 'message_ack')
+  t.match(await again.next('message'), { seq: lastSeq + 2, payload: { text: 'after' } }, 'its room back on B, numbering goes on')
 })
