@@ -19,6 +19,12 @@
  *   instances (two ports, two machines) share users, rooms and presence.
  * - `REDIS_CLUSTER_NODES`: comma-separated `host:port` seed nodes of a Redis
  *   Cluster, instead of `REDIS_URL` (setting both is an error).
+ *
+ * Resumable delivery is on for /ws (docs/delivery.md): a client that
+ * reconnects within 2 minutes gets what it missed, in order, and its rooms.
+ * Sessions wait in the memory store of this instance; with `REDIS_URL` or
+ * `REDIS_CLUSTER_NODES` they wait in Redis Streams (`RedisResumeStore`, see
+ * `resumeFor`), so a client may resume on another instance.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { timingSafeEqual } from 'node:crypto'
@@ -26,7 +32,7 @@ import type { Writable } from 'node:stream'
 import { Type } from '@sinclair/typebox'
 import websocket from '@fastify/websocket'
 import { asyncApiDocument, resolveEnvironment, selectProtocol, wsRouter, WsRouterError, type Authenticate, type RouterAdapter } from '../lib/index.js'
-import { RedisAdapter } from '../lib/redis.js'
+import { RedisAdapter, RedisResumeStore } from '../lib/redis.js'
 import { createTokenVerifier, InvalidTokenError, isProduction, resolveAuthSecret } from './auth.js'
 import { demoCalculatorAgent } from './demo-agent.js'
 import { demoPage, registerRoomMembers } from './demo-web.js'
@@ -121,6 +127,10 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
   const adapterFor = (prefix: string): RouterAdapter | undefined => clusterNodes.length > 0
     ? new RedisAdapter({ cluster: clusterNodes, prefix })
     : redisUrl === undefined ? undefined : new RedisAdapter({ redis: redisUrl, prefix })
+  // resume-redis: with Redis, sessions live in Redis Streams, so a client may resume on another instance.
+  const resumeFor = (prefix: string): true | { store: RedisResumeStore } => clusterNodes.length > 0
+    ? { store: new RedisResumeStore({ cluster: clusterNodes, prefix }) }
+    : redisUrl === undefined ? true : { store: new RedisResumeStore({ redis: redisUrl, prefix }) }
 
   // Two routers (/ws and /rpc) share one @fastify/websocket, registered here at
   // the root; each router closes its own clients with 1001 on shutdown.
@@ -138,7 +148,9 @@ export async function buildApp (env: NodeJS.ProcessEnv, options: BuildOptions = 
         if (route.url === '/metrics' && guardStats !== null) route.onRequest = guardStats
       })
     }
-    await scope.register(wsRouter, { path: '/ws', environment, authenticate, allowedOrigins, agent: demoCalculatorAgent, adapter: adapterFor('wsr:ws:'), metrics: guardStats === null ? { path: false } : true, health: true })
+    // resume: resumable delivery (issue 12, docs/delivery.md): the memory store, so a client resumes
+    // on the instance it left; with REDIS_URL or REDIS_CLUSTER_NODES the Redis store, on any instance.
+    await scope.register(wsRouter, { path: '/ws', environment, authenticate, allowedOrigins, agent: demoCalculatorAgent, adapter: adapterFor('wsr:ws:'), metrics: guardStats === null ? { path: false } : true, health: true, resume: resumeFor('wsr:ws:') })
     scope.wsRouter.on('echo', {
       schema: Type.Object({ text: Type.String({ minLength: 1, maxLength: 1000 }) }),
       replySchema: Type.Object({ text: Type.String() })

@@ -55,11 +55,18 @@ export interface LocalDelivery {
 export interface PublishMeta {
   readonly type: string
   readonly droppable: boolean
+  /**
+   * Issue 12 (resume-redis): the fan-out's message id, one per fan-out call,
+   * carried to other instances so a session resumed elsewhere can tell an
+   * event it replays from the same event arriving live.
+   */
+  readonly mid?: string
 }
 
 /** What the router offers an adapter: delivery to its own sockets. */
 export interface AdapterHost {
-  deliverLocal: (target: FanoutTarget, type: string, text: string, droppable: boolean) => Promise<LocalDelivery>
+  /** `mid`: the publishing instance's message id of this fan-out (issue 12), when it sent one. */
+  deliverLocal: (target: FanoutTarget, type: string, text: string, droppable: boolean, mid?: string) => Promise<LocalDelivery>
   readonly log: FastifyBaseLogger
 }
 
@@ -95,6 +102,13 @@ export interface RouterAdapter {
   localTargets: (target: FanoutTarget) => string[]
   /** Carry an encoded frame to other instances. */
   publish: (target: FanoutTarget, text: string, meta: PublishMeta) => Promise<RemoteOutcome | null>
+  /**
+   * Resolves once the subscriptions asked for so far (by `addConnection` and
+   * `join`) are active, so frames published from now on reach this instance.
+   * Issue 12 (resume-redis): a resume from another instance waits for it. An
+   * adapter without subscriptions leaves it out.
+   */
+  settled?: () => Promise<void>
   /** Counts for the stats snapshot. */
   counts: () => { users: number, rooms: number }
   /** Release what the adapter holds (subscriptions, clients). */

@@ -8,6 +8,12 @@ import type { Tracing } from './tracing.js'
 
 export type { FanoutOptions, FanoutResult }
 
+/** A built-in's send options. */
+export interface BuiltinSendOptions extends SendOptions {
+  /** Resume (issue 12): number this frame although it carries a request id (agent events are must-deliver events of the session). */
+  readonly numbered?: boolean
+}
+
 /**
  * What a built-in (lib/handlers/*.ts) is given by the router: the few
  * functions it needs, as arguments, so it imports neither the facade nor
@@ -34,9 +40,11 @@ export interface BuiltinHost {
    * (an agent run's events carry the `start_agent` frame's id). Counted and
    * a failure logged once, as every send; `NOT_OPEN` once the connection is gone.
    */
-  sendFrame: (connectionId: string, type: string, requestId: MessageId | undefined, payload: unknown, options?: SendOptions) => Promise<SendResult>
+  sendFrame: (connectionId: string, type: string, requestId: MessageId | undefined, payload: unknown, options?: BuiltinSendOptions) => Promise<SendResult>
   /** Whether the connection is still open. */
   isOpen: (connectionId: string) => boolean
+  /** Whether frames for the connection can still arrive: open, or (resume, issue 12) its session is held, parked or resumed. */
+  canReceive: (connectionId: string) => boolean
   /** Close a connection with 1000, at its own request (no counter, no log line). */
   closeNormally: (connectionId: string, reason: string) => void
   countBuiltin: (name: string) => void

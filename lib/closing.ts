@@ -38,9 +38,11 @@ export function closeConnection (core: RouterCore, conn: Connection, close: Serv
 }
 
 /** Out of every room and user list (the adapter's), once; the connection object stays until its socket closes. */
-export function detach (core: RouterCore, conn: Connection): void {
+export function detach (core: RouterCore, conn: Connection, peerCode: number | null = null): void {
   if (conn.detached) return
   conn.detached = true
+  // Resume (issue 12): a parked session keeps its rooms and user entry for its window.
+  if (core.delivery !== null && core.delivery.park(conn, peerCode)) return
   core.adapter.removeConnection(conn.id)
 }
 

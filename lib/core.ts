@@ -10,11 +10,13 @@ import type { RateLimitConfig } from './rate-limit.js'
 import type { SendLimits } from './send.js'
 import type { ConnectionLimits } from './connection.js'
 import { RouterStats } from './stats.js'
+import type { ResumeEngine } from './delivery/resume.js'
 
 /**
- * A log method's name: the options' `LogLevelName`, spelt out here so the
- * connection part does not import the options (whose hook types import the
- * pipeline: a cycle). The config is checked against it where it is handed in.
+ * A logger method a send failure is logged at (`sendFailureLogLevel`).
+ * Spelled out here rather than imported from the options: environment.ts
+ * and option-schema.ts import the handler context for the types of their
+ * callbacks, and the context imports the connection part: a cycle.
  */
 type LogMethodName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
 
@@ -70,6 +72,12 @@ export class RouterCore {
   enforcePayloadLimit = false
   /** Built-ins that keep per-connection state release it here, once per connection. */
   readonly closeListeners: Array<(conn: Connection) => void> = []
+  /**
+   * Resumable delivery (issue 12, lib/delivery/): numbered events, parked
+   * sessions, resumes; null with the `resume` option off. Set by the engine,
+   * which builds the `DeliveryHost` it calls back through.
+   */
+  delivery: ResumeEngine | null = null
   /** The one heartbeat timer (lib/liveness.ts); runs while a connection is open. */
   heartbeatTimer: NodeJS.Timeout | null = null
   /** Shutdown started: no new upgrades, every client closed with 1001. */

@@ -13,12 +13,13 @@ import type { Identity } from './identity.js'
 import { MethodRegistry, type MethodHandler, type MethodOptions } from './jsonrpc.js'
 import { heartbeatTick } from './liveness.js'
 import type { RouterConfig } from './options.js'
-import { sendFrame } from './outbound.js'
+import { closeStuck, sendFrame, type OutboundOptions } from './outbound.js'
 import { HandlerRegistry, type MessageHandler, type RouteOptions } from './registry.js'
 import type { WsSchema } from './schema.js'
-import { failure, type SendOptions, type SendResult } from './send.js'
+import { failure, type SendResult } from './send.js'
 import { shutdown } from './shutdown.js'
-import { accept } from './socket-events.js'
+import { accept, acceptOrResume, adopt, releaseConnection, startReading } from './socket-events.js'
+import { ResumeEngine, type DeliveryHost } from './delivery/resume.js'
 
 /**
  * The engine behind one `WsRouter`: the shared state (lib/core.ts), the two
@@ -39,6 +40,9 @@ export class Engine extends RouterCore implements PipelineHost, AdapterHost {
     super(config, log)
     this.registry = new HandlerRegistry(this.stats, config.handlerTimeoutMs)
     this.builtins = builtinHost(this)
+    // Resume (issue 12): the owner in the store is the adapter's instance id when it has one (Redis).
+    const instanceId = (config.adapter as { instanceId?: unknown }).instanceId
+    if (config.resume !== false) this.delivery = new ResumeEngine(config.resume, deliveryHost(this), config, typeof instanceId === 'string' ? instanceId : undefined)
   }
 
   /** Register a route; no handler may be added once connections are served. */
@@ -63,14 +67,19 @@ export class Engine extends RouterCore implements PipelineHost, AdapterHost {
     return accept(this, socket, request, identity)
   }
 
+  /** Resume (issue 12): `accept`, or a resume decided later (undefined then; lib/socket-events.ts). */
+  acceptOrResume (socket: WebSocket, request: FastifyRequest, identity: Identity): Connection | undefined {
+    return acceptOrResume(this, socket, request, identity)
+  }
+
   /** Graceful shutdown (lib/shutdown.ts). */
   close (): Promise<void> {
     return shutdown(this)
   }
 
   /** AdapterHost: a frame from another instance, handed to the local targets without waiting on any. */
-  deliverLocal (target: FanoutTarget, type: string, text: string, droppable: boolean): Promise<LocalDelivery> {
-    return Promise.resolve(handOver(this, target, type, text, droppable))
+  deliverLocal (target: FanoutTarget, type: string, text: string, droppable: boolean, mid?: string): Promise<LocalDelivery> {
+    return Promise.resolve(handOver(this, target, type, text, droppable, mid))
   }
 
   /** The live connection object for an id. */
@@ -89,8 +98,9 @@ export class Engine extends RouterCore implements PipelineHost, AdapterHost {
   }
 
   /** Send to one connection by id: `NOT_OPEN`, counted and logged, when there is none. */
-  sendTo (connectionId: string, type: string, id: MessageId | undefined, payload: unknown, options?: SendOptions): Promise<SendResult> {
-    const conn = this.connections.get(connectionId)
+  sendTo (connectionId: string, type: string, id: MessageId | undefined, payload: unknown, options?: OutboundOptions): Promise<SendResult> {
+    // Resume (issue 12): a parked session's events are numbered and stored through its last connection.
+    const conn = this.connections.get(connectionId) ?? this.delivery?.sessionOf(connectionId)?.holder
     if (conn === undefined) {
       this.stats.countSendFailure(SendFailure.NOT_OPEN)
       this.log[this.config.sendFailureLogLevel]({ connectionId, messageType: type, reason: SendFailure.NOT_OPEN, environment: this.config.environment }, 'websocket send failed: no such connection')
@@ -114,6 +124,7 @@ function builtinHost (engine: Engine): BuiltinHost {
     sendToRoom: (room, type, payload, options) => fanout(engine, { kind: 'room', room, except: options?.except }, type, payload, options),
     sendFrame: (connectionId, type, requestId, payload, options) => engine.sendTo(connectionId, type, requestId, payload, options),
     isOpen: (connectionId) => engine.connections.get(connectionId)?.isOpen === true,
+    canReceive: (connectionId) => engine.connections.get(connectionId)?.isOpen === true || engine.delivery?.sessionOf(connectionId) !== undefined,
     closeNormally: (connectionId, reason) => {
       const conn = engine.connections.get(connectionId)
       if (conn !== undefined) closeConnection(engine, conn, { code: CloseCode.NORMAL, reason, level: false })
@@ -123,5 +134,26 @@ function builtinHost (engine: Engine): BuiltinHost {
     onConnectionClosed: (listener) => { engine.closeListeners.push((conn) => listener(conn.id)) },
     state: new Map(),
     get tracing () { return engine.tracing }
+  }
+}
+
+/** Resume (issue 12): what the delivery engine may ask of the router, in one place. */
+function deliveryHost (engine: Engine): DeliveryHost {
+  const adapter = engine.adapter
+  return {
+    log: engine.log,
+    environment: engine.config.environment,
+    roomsOf: (connectionId) => adapter.roomsOf(connectionId),
+    join: (connectionId, room) => adapter.join(connectionId, room),
+    adopt: (socket, request, identity, resumed) => adopt(engine, socket, request, identity, resumed),
+    startReading: (conn, queued) => startReading(engine, conn, queued),
+    sendControl: (conn, type, payload) => { sendFrame(engine, conn, type, undefined, payload) },
+    closeStuck: (conn) => closeStuck(engine, conn),
+    releaseConnection: (conn) => releaseConnection(engine, conn),
+    forgetConnection: (connectionId) => adapter.removeConnection(connectionId),
+    abandonAdmission: (userId) => engine.admissions.remove(userId),
+    // resume-redis: a resume from another instance joins first
+    addConnection: (connectionId, userId) => adapter.addConnection(connectionId, userId),
+    settled: async () => { await adapter.settled?.() }
   }
 }

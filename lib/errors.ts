@@ -100,6 +100,19 @@ export const FST_WSR_METRICS_UNAVAILABLE = createError(
   500
 )
 
+// Issue 12 (resume-redis): a resume store operation could not reach its store.
+/**
+ * A resume store (the Redis one) could not be reached, or did not answer
+ * within its command timeout. Not a registration error: the store's
+ * operations reject with it, and a resume that meets it is answered
+ * `resume_failed` with reason `unavailable` and wire code `BROKER_UNAVAILABLE`.
+ */
+export const FST_WSR_STORE_UNAVAILABLE = createError(
+  'FST_WSR_STORE_UNAVAILABLE',
+  'The resume store could not be reached: %s',
+  503
+)
+
 /** Why the remote part of a fan-out (other instances) failed or is incomplete. */
 export const RemoteFailure = Object.freeze({
   /** The broker is unreachable: nothing was published, nothing will be replayed. */
@@ -135,6 +148,28 @@ export const WireErrorCode = Object.freeze({
 
 // eslint-disable-next-line @typescript-eslint/no-redeclare -- a const and its value type share the name
 export type WireErrorCode = typeof WireErrorCode[keyof typeof WireErrorCode]
+
+/**
+ * Resume (issue 12): the `payload.code` of a `resume_failed` frame, one per
+ * `payload.reason`. The client starts a fresh session in every case.
+ */
+export const ResumeFailure = Object.freeze({
+  /** `unknown`: a malformed or forged token, or a session this server never had or evicted. */
+  RESUME_UNKNOWN: 'RESUME_UNKNOWN',
+  /** `expired`: the session's window (`resume.windowMs`) passed. */
+  RESUME_EXPIRED: 'RESUME_EXPIRED',
+  /** `forbidden`: the session belongs to another user. */
+  RESUME_FORBIDDEN: 'RESUME_FORBIDDEN',
+  /** `busy`: another connection holds or is resuming the session. */
+  RESUME_BUSY: 'RESUME_BUSY',
+  /** `invalid_seq`: `lastSeq` is not an integer, or is above the last seq the session sent. */
+  INVALID_RESUME_SEQ: 'INVALID_RESUME_SEQ',
+  /** `unavailable`: the resume store could not be reached in time. */
+  BROKER_UNAVAILABLE: 'BROKER_UNAVAILABLE'
+} as const)
+
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- a const and its value type share the name
+export type ResumeFailure = typeof ResumeFailure[keyof typeof ResumeFailure]
 
 /** Why a send did not reach the socket. */
 export const SendFailure = Object.freeze({

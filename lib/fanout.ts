@@ -52,8 +52,10 @@ async function fanoutNow (core: RouterCore, target: FanoutTarget, type: string, 
     return { ok: false, reason: SendFailure.SERIALIZE, targets: 0, delivered: 0, failed: [], written: 0, buffered: 0, dropped: 0, remote: null }
   }
   const droppable = options?.droppable === true
-  const local = handOver(core, target, type, encoded.text, droppable)
-  const remote = core.adapter.publish(target, encoded.text, { type, droppable })
+  // Resume (issue 12, resume-redis): one message id per fan-out, here and on other instances (a session resumed elsewhere skips what it replayed).
+  const mid = core.delivery === null || droppable ? undefined : core.delivery.nextMid()
+  const local = handOver(core, target, type, encoded.text, droppable, mid)
+  const remote = core.adapter.publish(target, encoded.text, mid === undefined ? { type, droppable } : { type, droppable, mid })
     .catch((err: unknown): RemoteOutcome => ({ instances: 0, error: (err as Error).message ?? 'PUBLISH_FAILED' }))
   const { targets, failed } = local
   const remoteOutcome = await remote
@@ -95,7 +97,9 @@ async function fanoutNow (core: RouterCore, target: FanoutTarget, type: string, 
  * written, buffered, dropped or failed. Also the `AdapterHost.deliverLocal`
  * of frames from other instances.
  */
-export function handOver (core: RouterCore, target: FanoutTarget, type: string, text: string, droppable: boolean): Required<LocalDelivery> {
+export function handOver (core: RouterCore, target: FanoutTarget, type: string, text: string, droppable: boolean, mid?: string): Required<LocalDelivery> {
+  // Resume (resume-redis): a resume from another instance also holds what was handed over just before it joined.
+  if (mid !== undefined && !droppable) core.delivery?.remember(target, text, mid)
   const ids = core.adapter.localTargets(target)
   const failed: FailedTarget[] = []
   let written = 0
@@ -104,7 +108,11 @@ export function handOver (core: RouterCore, target: FanoutTarget, type: string, 
   for (let i = 0; i < ids.length; i++) {
     const connectionId = ids[i] as string
     const conn = core.connections.get(connectionId)
-    const outcome = conn === undefined ? SendFailure.NOT_OPEN : writeNow(conn, text, core.config, droppable)
+    // Resume (issue 12): a target with a session is numbered and stored, parked or not (resume-redis: or held while claimed from another instance).
+    const routed = core.delivery?.route(connectionId, text, droppable, mid)
+    const outcome = routed !== undefined
+      ? routed
+      : conn === undefined ? SendFailure.NOT_OPEN : writeNow(conn, text, core.config, droppable)
     if (outcome === 'WRITTEN') {
       written++
       continue
@@ -115,7 +123,7 @@ export function handOver (core: RouterCore, target: FanoutTarget, type: string, 
     }
     if (outcome === SendFailure.DROPPED) dropped++
     failed.push({ connectionId, reason: outcome })
-    if (conn === undefined) core.stats.countSendFailure(SendFailure.NOT_OPEN)
+    if (conn === undefined) core.stats.countSendFailure(outcome)
     else countFailedSend(core, conn, type, failure(outcome))
   }
   core.stats.sendsOk += written + buffered

@@ -5,6 +5,7 @@ import type { HandlerContext } from './context.js'
 import type { Authenticate } from './identity.js'
 import type { MetricsRegistry } from './metrics.js'
 import type { TracerProviderLike } from './tracing.js'
+import type { ResumeStore } from './delivery/store.js'
 
 /**
  * The one options schema. Every plugin option is one entry of
@@ -120,6 +121,27 @@ export const TracingSchema = Type.Object({
 }, { additionalProperties: false })
 export type TracingOption = Static<typeof TracingSchema>
 
+/** Resumable delivery (issue 12, docs/delivery.md): the `resume` option's object form. */
+export const ResumeSchema = Type.Object({
+  /** Where sessions and their events wait. Default: a `MemoryResumeStore` with `maxEvents`, `maxBytes`, `maxSessions`. */
+  store: Type.Optional(computed(instanceOf<ResumeStore>(), 'a `MemoryResumeStore` with `maxEvents`, `maxBytes`, `maxSessions`')),
+  /** How long a parked session waits for its client. Default 120 000 ms. */
+  windowMs: Type.Optional(withDefault(Milliseconds, 2 * 60 * SECOND)),
+  /** Events kept per session by the default memory store (oldest trimmed first). Default 1 000. */
+  maxEvents: Type.Optional(withDefault(PositiveInt(1_000_000), 1000)),
+  /** Bytes of frames kept per session by the default memory store. Default 1 MiB. */
+  maxBytes: Type.Optional(withDefault(PositiveInt(1024 * MiB), 1 * MiB)),
+  /** Parked sessions per instance; beyond, the one parked longest ago is ended. Default 10 000. */
+  maxSessions: Type.Optional(withDefault(PositiveInt(10_000_000), 10_000)),
+  /** Replayed frames per second per resuming connection. Default 2 000. */
+  replayRatePerSecond: Type.Optional(withDefault(PositiveInt(1_000_000), 2000)),
+  /** How long an agent run keeps running for a parked session (capped by `windowMs`). Default: `windowMs`. */
+  agentGraceMs: Type.Optional(computed(Type.Integer({ minimum: 0, maximum: 24 * 60 * 60 * SECOND }), '`windowMs`')),
+  /** A store call (claim, read) that takes longer fails the resume with `unavailable`. Default 5 000 ms. */
+  storeTimeoutMs: Type.Optional(withDefault(Milliseconds, 5 * SECOND))
+}, { additionalProperties: false })
+export interface ResumeOption extends Static<typeof ResumeSchema> {}
+
 /** Decide whether a connection may join a room; false refuses with `FORBIDDEN`. */
 export type AuthorizeJoin = (ctx: HandlerContext<unknown>, room: string) => boolean | Promise<boolean>
 
@@ -231,7 +253,14 @@ export const optionProperties = {
    * fan-out, per agent run. Without a registered SDK nothing is recorded
    * and nothing is paid. Default false.
    */
-  tracing: withDefault(Type.Union([Type.Boolean(), TracingSchema]), false)
+  tracing: withDefault(Type.Union([Type.Boolean(), TracingSchema]), false),
+  /**
+   * Resumable delivery (issue 12, docs/delivery.md): must-deliver events are
+   * numbered (`seq`), a closed connection is parked for `windowMs`, and a
+   * client that reconnects with its token gets every missed event or an
+   * explicit gap. `true`: the memory store with the defaults. Default false.
+   */
+  resume: withDefault(Type.Union([Type.Boolean(), ResumeSchema]), false)
 }
 
 export type OptionProperties = typeof optionProperties

@@ -11,6 +11,7 @@ import {
   MetricsSchema,
   TracingSchema,
   OptionsSchema,
+  ResumeSchema,
   defaultsOf,
   optionProperties,
   type BuiltinSwitches,
@@ -20,8 +21,11 @@ import {
   type OptionName,
   type OptionProperties,
   type RateLimitOption,
+  type ResumeOption,
   type WsRouterOptions
 } from './option-schema.js'
+import type { ResumeStore } from './delivery/store.js'
+import { MemoryResumeStore } from './delivery/memory-store.js'
 import type { Static, TObject, TSchema } from '@sinclair/typebox'
 
 /**
@@ -42,6 +46,7 @@ export type {
   TracingOption,
   OnUserMessage,
   RateLimitOption,
+  ResumeOption,
   RouteProtocol,
   UnknownTypePolicy,
   WsRouterOptions
@@ -63,6 +68,18 @@ type NestedConfig<T extends TObject> = { readonly [K in keyof T['properties']]: 
 
 /** The `health` option as config. */
 export interface HealthConfig extends NestedConfig<typeof HealthSchema> {}
+
+/**
+ * The `resume` option as config (issue 12): its nested defaults, the store
+ * (given, or the default memory store) and the agent grace (capped by the window).
+ */
+export interface ResumeConfig extends Omit<NestedConfig<typeof ResumeSchema>, 'store' | 'agentGraceMs'> {
+  readonly store: ResumeStore
+  readonly agentGraceMs: number
+}
+
+/** The `resume` option's constant nested defaults (the store and the agent grace are worked out). */
+export const defaultResume = Object.freeze(defaultsOf(ResumeSchema.properties)) as Readonly<Omit<ResumeConfig, 'store' | 'agentGraceMs'>>
 
 /**
  * Options whose config value is not the given value or its default as it
@@ -88,7 +105,8 @@ const resolvers = {
       throw new FST_WSR_INVALID_OPTION('tracing.tracerProvider', 'must be an OpenTelemetry TracerProvider (with getTracer)')
     }
     return switchableConfig(TracingSchema, tracing)
-  }
+  },
+  resume: (resume: boolean | ResumeOption | undefined): ResumeConfig | false => resumeConfig(resume)
 } satisfies { [K in OptionName]?: (value: WsRouterOptions[K], given: WsRouterOptions) => unknown }
 
 type Resolved = { [K in keyof typeof resolvers]: ReturnType<(typeof resolvers)[K]> } & {
@@ -166,6 +184,9 @@ function checkAcrossOptions (config: RouterConfig, given: WsRouterOptions): void
     const missing = adapterMethods.filter((name) => typeof (given.adapter as unknown as Record<string, unknown>)[name] !== 'function')
     if (missing.length > 0) throw new FST_WSR_INVALID_OPTION('adapter', `missing methods: ${missing.join(', ')}`)
   }
+  if (config.resume !== false && config.protocol === 'jsonrpc') {
+    throw new FST_WSR_INVALID_OPTION('resume', 'needs envelope frames (connection_established, seq): not available with protocol \'jsonrpc\'')
+  }
   if (config.maxBufferedBytes < config.highWaterMarkBytes) {
     throw new FST_WSR_INVALID_OPTION('maxBufferedBytes', `must be at least highWaterMarkBytes (${config.highWaterMarkBytes})`)
   }
@@ -182,6 +203,27 @@ function nestedConfig<T extends TObject> (schema: T, given: Static<T> | undefine
 function switchableConfig<T extends TObject> (schema: T, value: boolean | Static<T> | undefined): NestedConfig<T> | false {
   if (value === undefined || value === false) return false
   return nestedConfig(schema, value === true ? undefined : value)
+}
+
+const resumeStoreMethods = ['create', 'append', 'park', 'claim', 'read', 'drop', 'counts', 'close']
+
+function resumeConfig (option: boolean | ResumeOption | undefined): ResumeConfig | false {
+  const nested = switchableConfig(ResumeSchema, option)
+  if (nested === false) return false
+  const given = option === true ? {} : option as ResumeOption
+  if (given.store !== undefined) {
+    const missing = resumeStoreMethods.filter((name) => typeof (given.store as unknown as Record<string, unknown>)[name] !== 'function')
+    if (missing.length > 0) throw new FST_WSR_INVALID_OPTION('resume.store', `missing methods: ${missing.join(', ')}`)
+    // A store carries its own bounds: a bound given beside it would be silently ignored.
+    for (const key of ['maxEvents', 'maxBytes'] as const) {
+      if (given[key] !== undefined) throw new FST_WSR_INVALID_OPTION(`resume.${key}`, 'configures the default memory store; set it on the store you pass instead')
+    }
+  }
+  return Object.freeze({
+    ...nested,
+    store: nested.store ?? new MemoryResumeStore({ maxEvents: nested.maxEvents, maxBytes: nested.maxBytes, maxSessions: nested.maxSessions }),
+    agentGraceMs: Math.min(nested.agentGraceMs ?? nested.windowMs, nested.windowMs)
+  })
 }
 
 function describe (value: unknown): string {

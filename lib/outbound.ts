@@ -15,6 +15,8 @@ import { failure, sendTextThen, writeNow, type SendDone, type SendFailed, type S
 export interface OutboundOptions extends SendOptions {
   /** The route whose reply schema the payload must satisfy (with `validateOutbound`). */
   readonly route?: { readonly replyCheck: SchemaCheck | null }
+  /** Resume (issue 12): number this frame although it carries an id (agent events). */
+  readonly numbered?: boolean
 }
 
 /** Serialise, check and write one frame; count the outcome and log a failure once. */
@@ -31,7 +33,20 @@ export function sendFrame (core: RouterCore, conn: Connection, type: string, id:
  * the socket, otherwise from ws's write callback.
  */
 export function sendFrameThen<T> (core: RouterCore, conn: Connection, type: string, id: MessageId | undefined, payload: unknown, options: OutboundOptions | undefined, done: SendDone<T>, token: T): void {
-  if (!conn.isOpen) return done(token, sendFailed(core, conn, type, id, failure(SendFailure.NOT_OPEN)))
+  // Resume (issue 12): a must-deliver frame goes through the session (parked, or resumed on a new socket).
+  const delivery = core.delivery
+  const session = delivery !== null && delivery.isNumbered(type, id, options?.droppable === true, options?.numbered === true)
+    ? delivery.sessionOf(conn.id)
+    : undefined
+  if (!conn.isOpen && session === undefined) {
+    // A droppable frame for a parked session (agent progress) is dropped, not failed: the run goes on.
+    if (options?.droppable === true && delivery?.sessionOf(conn.id) !== undefined) {
+      const dropped = failure(SendFailure.DROPPED)
+      countFailedSend(core, conn, type, dropped)
+      return done(token, dropped)
+    }
+    return done(token, sendFailed(core, conn, type, id, failure(SendFailure.NOT_OPEN)))
+  }
   const route = options?.route
   if (route !== undefined && route.replyCheck !== null && core.config.validateOutbound && !route.replyCheck.Check(payload)) {
     const details = validationDetails(route.replyCheck, payload)
@@ -39,6 +54,7 @@ export function sendFrameThen<T> (core: RouterCore, conn: Connection, type: stri
   }
   const encoded = encodeFrame(type, id, payload)
   if (!encoded.ok) return done(token, sendFailed(core, conn, type, id, failure(SendFailure.SERIALIZE, encoded.error)))
+  if (session !== undefined && delivery !== null) return done(token, sendOutcome(core, conn, type, id, delivery.sendNumbered(session, encoded.text)))
   sendTextThen(conn, encoded.text, core.config, options, (_: null, result: SendResult) => {
     done(token, sendOutcome(core, conn, type, id, result))
   }, null)
@@ -108,7 +124,7 @@ export function countFailedSend (core: RouterCore, conn: Connection, type: strin
 }
 
 /** A must-deliver send could not get through: the client cannot keep up. */
-function closeStuck (core: RouterCore, conn: Connection): void {
+export function closeStuck (core: RouterCore, conn: Connection): void {
   closeConnection(core, conn, {
     code: CloseCode.TRY_AGAIN_LATER,
     reason: 'client too slow',

@@ -10,7 +10,8 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 const REDACTED = '[REDACTED]'
 
 /** Query parameter names whose value is a credential. */
-const secretParameters = new Set(['token'])
+// `resume`: the resume token of issue 12, a credential too.
+const secretParameters = new Set(['token', 'resume'])
 
 function decodeName (raw: string): string {
   const name = raw.replace(/\+/g, ' ')

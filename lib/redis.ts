@@ -8,3 +8,5 @@
  * await app.register(wsRouter, { path: '/ws', adapter: new RedisAdapter({ redis: process.env.REDIS_URL }) })
  */
 export { RedisAdapter, type RedisAdapterOptions } from './adapters/redis.js'
+// Issue 12 (resume-redis): session streams in Redis, so a client may resume on another instance.
+export { RedisResumeStore, type RedisResumeStoreOptions } from './delivery/redis-store.js'

@@ -79,7 +79,10 @@ export class WsRouter {
     const engine = this[kEngine]
     const byState: Record<string, number> = { CONNECTING: 0, OPEN: 0, CLOSING: 0, CLOSED: 0 }
     for (const conn of engine.connections.values()) byState[conn.state] = (byState[conn.state] ?? 0) + 1
-    return engine.stats.snapshot(byState, this.adapter.counts(), this.adapter.status?.() ?? null)
+    const snapshot = engine.stats.snapshot(byState, this.adapter.counts(), this.adapter.status?.() ?? null)
+    // Resume (issue 12): additive, present only with resume on
+    if (engine.delivery !== null) snapshot.resume = engine.delivery.snapshot()
+    return snapshot
   }
 
   /**

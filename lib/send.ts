@@ -38,7 +38,7 @@ export function failure (reason: SendFailure, error?: Error): SendFailed {
 }
 
 /** Byte length of a string, counted only when the cheap bounds cannot decide. */
-function exceedsBytes (text: string, max: number): boolean {
+export function exceedsBytes (text: string, max: number): boolean {
   if (text.length > max) return true
   if (text.length * 3 <= max) return false
   return Buffer.byteLength(text) > max

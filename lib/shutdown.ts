@@ -21,6 +21,7 @@ export async function shutdown (core: RouterCore): Promise<void> {
   const reason = new Error('server shutting down')
   for (const conn of open) conn.release(reason)
   if (open.length === 0) {
+    await core.delivery?.close()
     await core.adapter.close()
     return
   }
@@ -53,5 +54,6 @@ export async function shutdown (core: RouterCore): Promise<void> {
       closeConnection(core, conn, { code: CloseCode.GOING_AWAY, reason: 'server shutting down', level: false })
     }
   })
+  await core.delivery?.close()
   await core.adapter.close()
 }

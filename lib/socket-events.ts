@@ -8,6 +8,8 @@ import { PROTOCOL_VERSION } from './envelope.js'
 import type { Identity } from './identity.js'
 import { startHeartbeat, stopHeartbeat } from './liveness.js'
 import { ignoreOutcome, sendFrameThen } from './outbound.js'
+import type { RouterCore } from './core.js'
+import type { QueuedFrame, ResumeGreeting } from './delivery/resume.js'
 
 /**
  * Socket wiring: a new socket is adopted (its listeners attached
@@ -29,15 +31,43 @@ const CLOSING = 2
 
 /** Adopt a new socket: attach listeners, register the connection, then greet the client. */
 export function accept (host: PipelineHost, socket: WebSocket, request: FastifyRequest, identity: Identity): Connection {
-  const id = randomUUID()
+  const conn = adopt(host, socket, request, identity, null)
+  socket.on('message', onSocketMessage)
+  return conn
+}
+
+/**
+ * Resume (issue 12): `accept`, unless the client asks to resume
+ * (`?resume=`): then it is adopted once its claim is decided (undefined here).
+ */
+export function acceptOrResume (host: PipelineHost, socket: WebSocket, request: FastifyRequest, identity: Identity): Connection | undefined {
+  const delivery = host.delivery
+  if (delivery !== null && host.config.protocol !== 'jsonrpc') {
+    const asked = delivery.requested(request.query)
+    if (asked !== null) {
+      delivery.resume(socket, request, identity, asked)
+      return undefined
+    }
+  }
+  return accept(host, socket, request, identity)
+}
+
+/**
+ * Attach the listeners (but `message`, which the caller attaches) and greet
+ * the client: under a new id, or (resume) under the session's.
+ */
+export function adopt (host: PipelineHost, socket: WebSocket, request: FastifyRequest, identity: Identity, resumed: { id: string, greeting: ResumeGreeting } | null): Connection {
+  const id = resumed?.id ?? randomUUID()
   const userId = identity.userId
   const config = host.config
+  // Resume: the previous socket of this session may still be closing; its close is settled now.
+  const previous = host.connections.get(id)
+  if (previous !== undefined) removeConnection(host, previous, 1006)
   const burst = config.rateLimit === false ? 0 : config.rateLimit.burst
   const conn = new Connection(id, identity, socket, request, request.log, config, burst)
   const routed = socket as RoutedSocket
   routed[kConnection] = conn
   routed[kHost] = host
-  socket.on('message', onSocketMessage)
   socket.on('pong', onSocketPong)
   socket.on('ping', onSocketPing)
   socket.on('close', onSocketClose)
@@ -54,27 +84,49 @@ export function accept (host: PipelineHost, socket: WebSocket, request: FastifyR
   startHeartbeat(host)
   // A JSON-RPC route speaks nothing but JSON-RPC, so stock clients work unchanged.
   if (config.protocol === 'jsonrpc') return conn
-  sendFrameThen(host, conn, 'connection_established', undefined, {
+  const greeting: Record<string, unknown> = {
     connectionId: id,
     userId,
     protocolVersion: PROTOCOL_VERSION,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     maxPayloadBytes: config.maxPayloadBytes
-  }, undefined, ignoreOutcome, null)
+  }
+  // Resume (issue 12): the session's token, new or the one presented.
+  if (host.delivery !== null) greeting.resume = resumed?.greeting ?? host.delivery.open(conn)
+  sendFrameThen(host, conn, 'connection_established', undefined, greeting, undefined, ignoreOutcome, null)
   return conn
+}
+
+/** Resume (issue 12): frames that waited for the resume's outcome are handled first, in order. */
+export function startReading (host: PipelineHost, conn: Connection, queued: readonly QueuedFrame[]): void {
+  const socket = conn.socket
+  socket.on('message', onSocketMessage)
+  for (const frame of queued) {
+    if (!conn.isOpen) return
+    handleFrame(host, conn, frame.data, frame.isBinary)
+  }
+  if (conn.isOpen && !conn.readingPaused) socket.resume()
 }
 
 /** The socket closed: release everything the connection owns, once. */
 export function removeConnection (host: PipelineHost, conn: Connection, code: number): void {
-  if (!host.connections.delete(conn.id)) return
-  detach(host, conn)
+  // (Resume: a resumed connection may have taken this id while the old socket was closing.)
+  if (host.connections.get(conn.id) !== conn) return
+  host.connections.delete(conn.id)
+  detach(host, conn, code)
   host.admissions.remove(conn.userId)
   host.stats.connectionsOpen--
   // The code the server sent when it closed first; otherwise the peer's (1006: none).
   host.stats.countClose(conn.closeSent ?? code)
   conn.release(new Error(`connection closed (${code})`))
-  for (const listener of host.closeListeners) listener(conn)
+  // Resume (issue 12): a parked session's agent runs go on; the delivery engine calls releaseConnection later.
+  if (host.delivery === null || !host.delivery.holdsRelease(conn)) releaseConnection(host, conn)
   if (host.connections.size === 0) stopHeartbeat(host)
+}
+
+/** Tell the built-ins that keep per-connection state that this connection is gone. */
+export function releaseConnection (host: RouterCore, conn: Connection): void {
+  for (const listener of host.closeListeners) listener(conn)
 }
 
 function onSocketMessage (this: WebSocket, data: RawData, isBinary: boolean): void {

@@ -1,4 +1,5 @@
 import type { SendFailure, WireErrorCode } from './errors.js'
+import type { ResumeStatsSnapshot } from './delivery/counters.js'
 
 /**
  * Router counters. Every update on the per-frame path is a plain increment
@@ -48,6 +49,8 @@ export interface StatsSnapshot {
   clientErrors: Record<string, number>
   /** The adapter's broker state (null for the in-memory adapter). */
   broker: Record<string, unknown> | null
+  /** Resumable delivery (issue 12), with the `resume` option on only. */
+  resume?: ResumeStatsSnapshot
 }
 
 export class RouterStats {

@@ -321,7 +321,8 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
       const raw = request.raw as RouterRawRequest
       const identity = raw[kIdentity] as Identity
       raw[kAccepted] = true
-      ;(request as RouterRequest)[kConnection] = engine.accept(socket, request, identity)
+      // Resume (issue 12): a resuming client is adopted once its claim is decided
+      ;(request as RouterRequest)[kConnection] = engine.acceptOrResume(socket, request, identity)
     }
   })
 

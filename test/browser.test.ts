@@ -10,6 +10,7 @@ import { createSigner } from 'fast-jwt'
 import type { Browser, Page } from 'playwright-core'
 import { DEV_AUTH_SECRET } from '../examples/auth.js'
 import { browserMissing, browserRequired, launchBrowser, sparePort, startExample, watchedPage, type ExampleProcess, type WatchedPage } from './helpers/browser.js'
+import { startTcpProxy } from './helpers/tcp-proxy.js'
 
 const missing = browserMissing()
 if (missing !== undefined && browserRequired()) throw new Error(`browser tests required here (CI): ${missing}`)
@@ -27,6 +28,8 @@ const DESKTOP = { width: 1280, height: 800 }
 const PHONE = { width: 360, height: 740 }
 /** Generous: two shared cores, a server process restarting. */
 const WAIT = { timeout: 20_000 }
+/** What Chromium prints for each attempt while the server (or the network) is away: expected then, and only then. */
+const REFUSED = /ERR_CONNECTION_REFUSED|WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws' failed/
 
 async function signIn (watched: WatchedPage, base: string, name: string): Promise<void> {
   const { page } = watched
@@ -167,9 +170,8 @@ t.test('browser demo', { skip: missing }, async (t) => {
     const { alice, bob } = await aliceAndBobIn('outage')
 
     // While the server is down the browser reports each refused attempt: expected, and only then.
-    const refused = /ERR_CONNECTION_REFUSED|WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws' failed/
-    const allowAlice = alice.expect(refused)
-    const allowBob = bob.expect(refused)
+    const allowAlice = alice.expect(REFUSED)
+    const allowBob = bob.expect(REFUSED)
     await example.stop()
     await alice.page.locator('#badge[data-state="reconnecting"]').waitFor(WAIT)
     await bob.page.locator('#badge[data-state="reconnecting"]').waitFor(WAIT)
@@ -211,5 +213,62 @@ t.test('browser demo', { skip: missing }, async (t) => {
     await alice.page.keyboard.press('Enter')
     await alice.page.locator('#messages li[data-mine="true"]', { hasText: 'after the restart' }).locator('.state', { hasText: 'delivered to 1' }).waitFor(WAIT)
     await bob.page.locator('#messages li[data-author="alice"]', { hasText: 'after the restart' }).waitFor(WAIT)
+  })
+
+  await t.test('6: the network drops: the session resumes, what was missed is shown once and in order, "resumed (3 replayed)"', async (t) => {
+    // alice reaches the server through a proxy the test can cut; bob directly. The
+    // proxy's origin is allowed by an example of its own (the default allows PORT's only).
+    const ownPort = await sparePort()
+    const proxy = await startTcpProxy(ownPort)
+    t.teardown(proxy.close)
+    const server = await startExample(ownPort, { ALLOWED_ORIGINS: `http://127.0.0.1:${ownPort},http://127.0.0.1:${proxy.port}` })
+    t.teardown(server.stop)
+    const alice = await open(DESKTOP)
+    const bob = await open(PHONE)
+    await signIn(alice, `http://127.0.0.1:${proxy.port}`, 'alice')
+    await signIn(bob, `http://127.0.0.1:${ownPort}`, 'bob')
+    await join(alice.page, 'resume')
+    await join(bob.page, 'resume')
+    await members(alice.page, ['alice', 'bob'])
+    await members(bob.page, ['alice', 'bob'])
+    await bob.page.getByLabel('Message', { exact: true }).fill('before the drop')
+    await bob.page.keyboard.press('Enter')
+    await alice.page.locator('#messages li[data-author="bob"]', { hasText: 'before the drop' }).waitFor(WAIT)
+
+    // Refused attempts are expected from here to the pages' end: alice's while the network is cut,
+    // both pages' once this test's own example and proxy stop (teardown) before the pages are closed.
+    alice.expect(REFUSED)
+    bob.expect(REFUSED)
+    const before = server.output().length
+    await proxy.cut()
+    await alice.page.locator('#badge[data-state="reconnecting"]').waitFor(WAIT)
+    const missed = ['while away 1', 'while away 2', 'while away 3']
+    for (const text of missed) {
+      await bob.page.getByLabel('Message', { exact: true }).fill(text)
+      await bob.page.keyboard.press('Enter')
+      // Handled by the server before the next one: the order on the wire is the order sent.
+      await bob.page.locator('#messages li[data-mine="true"]', { hasText: text }).locator('.state[data-state="delivered"], .state[data-state="failed"]').waitFor(WAIT)
+    }
+    await proxy.restore()
+    await alice.page.locator('#badge[data-state="resumed"]').waitFor(WAIT)
+    t.equal(await alice.page.locator('#badge').textContent(), 'resumed (3 replayed)')
+    const fromBob = await alice.page.locator('#messages li[data-author="bob"] .text').allTextContents()
+    t.same(fromBob, ['before the drop', ...missed], 'every missed message once, in order, after the one seen before the drop')
+    t.equal(await alice.page.locator('#messages li.notice').count(), 0, 'no gap and no fresh-session notice')
+
+    // The rooms came back with the session (no rejoin): live traffic flows both ways.
+    await bob.page.getByLabel('Message', { exact: true }).fill('after the resume')
+    await bob.page.keyboard.press('Enter')
+    await alice.page.locator('#messages li[data-author="bob"]', { hasText: 'after the resume' }).waitFor(WAIT)
+    await alice.page.getByLabel('Message', { exact: true }).fill('back again')
+    await alice.page.keyboard.press('Enter')
+    await alice.page.locator('#messages li[data-mine="true"]', { hasText: 'back again' }).locator('.state', { hasText: 'delivered to 1' }).waitFor(WAIT)
+    t.equal(await bob.page.locator('#messages li[data-author="alice"]', { hasText: 'back again' }).count(), 1)
+
+    // The resume token is a credential: the upgrade's log line carries it redacted.
+    const log = server.output().slice(before)
+    t.match(log, /"url":"\/ws\?resume=\[REDACTED\]&lastSeq=\d+"/, 'the resuming upgrade was logged, its token redacted')
+    t.notMatch(log, /resume=(?!\[REDACTED\])/, 'no token in the log')
+    await screenshot(alice.page, 'resumed')
   })
 })

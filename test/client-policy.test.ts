@@ -1,35 +1,14 @@
 import t from 'tap'
-import WebSocket, { WebSocketServer } from 'ws'
+import WebSocket from 'ws'
 import { createClient, backoffDelay, DEFAULT_BACKOFF, isClientError, ClientError, type Client, type ClientState, type StateInfo } from '../lib/client/index.js'
 import { ManualClock } from './helpers/manual-clock.js'
+import { scriptedServer } from './helpers/scripted-server.js'
 import { waitFor } from './helpers/wait.js'
 
 /**
  * The reconnect policy against a scripted server (a bare `ws` server that
  * closes with the codes under test), with the client's clock moved by hand.
  */
-
-interface Scripted {
-  url: string
-  connections: number
-  /** What the server does with each new connection (after `connection_established`). */
-  onConnection: (socket: WebSocket, n: number) => void
-}
-
-async function scriptedServer (t: { teardown: (fn: () => unknown) => void }, established = true): Promise<Scripted> {
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
-  await new Promise((resolve) => wss.once('listening', resolve))
-  t.teardown(() => new Promise((resolve) => { for (const c of wss.clients) c.terminate(); wss.close(resolve) }))
-  const address = wss.address()
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  const scripted: Scripted = { url: `ws://127.0.0.1:${address.port}`, connections: 0, onConnection: () => {} }
-  wss.on('connection', (socket) => {
-    scripted.connections++
-    if (established) socket.send(JSON.stringify({ type: 'connection_established', payload: { connectionId: `c${scripted.connections}`, userId: 'u', protocolVersion: 1, heartbeatIntervalMs: 30_000, maxPayloadBytes: 65536 }, timestamp: 0 }))
-    scripted.onConnection(socket, scripted.connections)
-  })
-  return scripted
-}
 
 function recordStates (client: Client): Array<{ state: ClientState, info: StateInfo }> {
   const states: Array<{ state: ClientState, info: StateInfo }> = []

@@ -2,7 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { Cluster } from 'ioredis'
 import { wsRouter } from '../lib/index.js'
-import { RedisAdapter } from '../lib/redis.js'
+import { RedisAdapter, RedisResumeStore } from '../lib/redis.js'
 import { buildApp } from '../examples/app.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'
 import { getJson, inRoom, spawnInstance, type Instance } from './helpers/instances.js'
@@ -220,6 +220,28 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     t.match(app.wsRouter.getStats().broker, { cluster: true, sharded: true })
     await app.close()
     t.equal(await client.ping(), 'PONG', 'the client passed in is not disconnected')
+  })
+
+  // Issue 12 (resume-redis): the resume store's session keys share one hash tag, so its scripts run on a Cluster.
+  t.test('RedisResumeStore on the Cluster: sessions on every shard, each session\'s two keys in one slot', async (t) => {
+    const a = new RedisResumeStore({ cluster: cluster.seeds, prefix: 'cr:' })
+    const b = new RedisResumeStore({ cluster: cluster.seeds, prefix: 'cr:' })
+    t.teardown(async () => { await Promise.all([a.close(), b.close()]) })
+    await Promise.all([a.ready(10_000), b.ready(10_000)])
+    const shards = new Set<string>()
+    for (let i = 0; i < 12; i++) {
+      const sessionId = `cs-${i}`
+      const slot = await cluster.keyslot(`cr:{sess:${sessionId}}`)
+      t.equal(await cluster.keyslot(`cr:{sess:${sessionId}}:ev`), slot, `${sessionId}: hash and stream in slot ${slot}`)
+      shards.add((await cluster.masterOf(slot)).id)
+      await a.create({ sessionId, userId: 'alice', secretHash: `h${i}`, owner: 'A' }, 60_000)
+      t.equal(await a.append(sessionId, 'A', [{ seq: 1, text: '{"seq":1}', mid: 'm1' }, { seq: 2, text: '{"seq":2}' }]), true)
+      t.equal(await a.park(sessionId, 'A', ['lobby'], 60_000), true)
+      t.same(await b.claim(sessionId, `h${i}`, 'alice', 'B'), { ok: true, rooms: ['lobby'], lastSeq: 2, firstSeq: 1 })
+      t.equal(await a.append(sessionId, 'A', [{ seq: 3, text: '{"seq":3}' }]), false, 'the old owner is refused')
+      t.same((await b.read(sessionId, 0, 10)).map((e) => e.seq), [1, 2])
+    }
+    t.equal(shards.size, 3, 'the sessions landed on all three masters')
   })
 
   t.test('resharding a busy room\'s slot while traffic flows', { skip: cluster.local ? false : 'an external cluster is not resharded' }, async (t) => {

@@ -43,7 +43,9 @@ t.test('docs/errors.md names no FST_WSR_* code that does not exist', async (t) =
 const groups = {
   WireErrorCode: Object.values(errors.WireErrorCode),
   SendFailure: Object.values(errors.SendFailure),
-  CloseCode: Object.values(errors.CloseCode)
+  CloseCode: Object.values(errors.CloseCode),
+  // Issue 12: the codes of resume_failed
+  ResumeFailure: Object.values(errors.ResumeFailure)
 }
 
 for (const [group, codes] of Object.entries(groups)) {

@@ -12,6 +12,7 @@ import { logSink } from './helpers/server.js'
 import WebSocket from 'ws'
 import { connect, tryUpgrade } from './helpers/client.js'
 import { untrackedNode } from './helpers/child-env.js'
+import { mustRunRedisTests, redisUnavailableReason, startRedis } from './helpers/redis.js'
 
 const SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz'
 const OTHER_SECRET = 'another-secret-0123456789-abcdefghijklmnopqrstuvw'
@@ -310,4 +311,83 @@ t.test('the example serves /metrics for both routers and the health routes', asy
   t.equal(ready.statusCode, 200)
   t.same(ready.json(), { status: 'ok', reasons: [], connections: 1 })
   t.equal((await server.app.inject('/health/live')).statusCode, 200)
+})
+
+t.test('resume is on in the example (memory store without REDIS_URL): a dropped client gets its session back with what it missed', async (t) => {
+  const server = await start(t, DEVELOPMENT)
+  const alice = await connect(`${server.url}?user=alice`)
+  const hello = await alice.next('connection_established')
+  const offer = hello.payload.resume as { token: string, windowMs: number } | undefined
+  t.type(offer?.token, 'string', 'connection_established offers a resume token')
+  t.equal(offer?.windowMs, 120_000, 'the default window')
+  const bob = await connect(`${server.url}?user=bob`)
+  t.teardown(() => { bob.ws.terminate() })
+  await bob.next('connection_established')
+  for (const client of [alice, bob]) {
+    client.send({ type: 'join', id: 'j', payload: { room: 'lobby' } })
+    await client.next('joined')
+  }
+  alice.ws.terminate()
+  await alice.closed
+  bob.send({ type: 'user_message', id: 'm', payload: { room: 'lobby', text: 'while away' } })
+  await bob.next('message_ack')
+  const again = await connect(`${server.url}?user=alice&resume=${encodeURIComponent(offer?.token ?? '')}&lastSeq=0`)
+  t.teardown(() => { again.ws.terminate() })
+  const back = await again.next('connection_established')
+  t.equal(back.payload.connectionId, hello.payload.connectionId, 'the same session')
+  t.match(await again.next('message'), { seq: 1, payload: { text: 'while away' } }, 'the missed message, replayed')
+  t.match(await again.next('resumed'), { payload: { replayed: 1, lastSeq: 1 } })
+  t.notOk(server.logs().some((line) => line.includes(offer?.token ?? '')), 'the token never reaches the log')
+})
+
+// Issue 12: with REDIS_URL the example keeps sessions in Redis Streams
+// (RedisResumeStore), so a client that dropped on one instance resumes on
+// another: two example apps on one real redis-server, as two Cloud Run
+// instances would be.
+const redisMissing = redisUnavailableReason()
+if (redisMissing !== undefined && mustRunRedisTests()) {
+  t.fail(`Redis tests must run here (WSR_REQUIRE_REDIS=1) but: ${redisMissing}`)
+}
+
+t.test('resume with REDIS_URL: the Redis store, so a client that left one instance resumes on another with what it missed', { skip: redisMissing }, async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.close())
+  const a = await start(t, { ...DEVELOPMENT, REDIS_URL: redis.url, LOG_LEVEL: 'silent' })
+  const b = await start(t, { ...DEVELOPMENT, REDIS_URL: redis.url, LOG_LEVEL: 'silent' })
+  const alice = await connect(`${a.url}?user=alice`)
+  const hello = await alice.next('connection_established')
+  const offer = hello.payload.resume as { token: string, windowMs: number } | undefined
+  t.type(offer?.token, 'string', 'connection_established offers a resume token')
+  const bob = await connect(`${b.url}?user=bob`)
+  t.teardown(() => { bob.ws.terminate() })
+  await bob.next('connection_established')
+  for (const client of [alice, bob]) {
+    client.send({ type: 'join', id: 'j', payload: { room: 'lobby' } })
+    await client.next('joined')
+  }
+  // A join's Redis subscription becomes active shortly after `joined`: probe the room until alice on A hears bob on B
+  // (a probe published before that reaches nobody; one heard is numbered, after any heard late).
+  let lastSeq = 0
+  for (let i = 0; i < 50 && lastSeq === 0; i++) {
+    bob.send({ type: 'user_message', id: `p${i}`, payload: { room: 'lobby', text: `probe ${i}` } })
+    await bob.next((f) => f.id === `p${i}` && f.type === 'message_ack')
+    const heard = await alice.next((f) => f.type === 'message' && f.payload.text === `probe ${i}`, 200).catch(() => undefined)
+    if (heard !== undefined) lastSeq = (heard as unknown as { seq: number }).seq
+  }
+  t.ok(lastSeq >= 1, `live across instances, numbered (seq ${lastSeq})`)
+  alice.ws.terminate()
+  await alice.closed
+  // Whether A has handled the close yet or not, the event is numbered and stored in the session's stream.
+  bob.send({ type: 'user_message', id: 'm2', payload: { room: 'lobby', text: 'while away' } })
+  await bob.next((f) => f.id === 'm2' && f.type === 'message_ack')
+  // Back on the OTHER instance: only a shared store can answer this claim.
+  const again = await connect(`${b.url}?user=alice&resume=${encodeURIComponent(offer?.token ?? '')}&lastSeq=${lastSeq}`)
+  t.teardown(() => { again.ws.terminate() })
+  const back = await again.next('connection_established')
+  t.equal(back.payload.connectionId, hello.payload.connectionId, 'the same session, on B')
+  t.match(await again.next('message'), { seq: lastSeq + 1, payload: { text: 'while away' } }, 'the missed message, replayed once')
+  t.match(await again.next('resumed'), { payload: { replayed: 1, lastSeq: lastSeq + 1 } })
+  bob.send({ type: 'user_message', id: 'm3', payload: { room: 'lobby', text: 'after' } })
+  await bob.next((f) => f.id === 'm3' && f.type === 'message_ack')
+  t.match(await again.next('message'), { seq: lastSeq + 2, payload: { text: 'after' } }, 'its room back on B, numbering goes on')
 })

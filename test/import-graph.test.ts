@@ -80,7 +80,13 @@ const rules: Array<{ why: string, from: RegExp, to: RegExp, except?: RegExp }> =
   { why: 'the browser client imports nothing of the server, only the shared contracts', from: /^lib\/client\//, to: /^lib\/(?!client\/|contracts\.ts$|builtin-contract\.ts$)/ },
   { why: 'a built-in never imports another built-in', from: /^lib\/handlers\/(?!index\.ts$)/, to: /^lib\/handlers\/(?!membership\.ts$)/ },
   // send.ts is allowed for its public result types (SendResult), which lib/index.ts exports.
-  { why: 'a built-in never imports engine internals: it is given a BuiltinHost', from: /^lib\/handlers\//, to: /^lib\/(router|engine|core|dispatch|connection|context|invoke|outbound|closing|error-frames|fanout|liveness|shutdown|socket-events|jsonrpc|rate-limit|deadlines|error-run|stats|batch)\.ts$/ }
+  { why: 'a built-in never imports engine internals: it is given a BuiltinHost', from: /^lib\/handlers\//, to: /^lib\/(router|engine|core|dispatch|connection|context|invoke|outbound|closing|error-frames|fanout|liveness|shutdown|socket-events|jsonrpc|rate-limit|deadlines|error-run|stats|batch)\.ts$|^lib\/delivery\// },
+  // Issue 12 (resume): the delivery part sits on the socket primitives; it calls the engine back only through the DeliveryHost it declares.
+  // adapter.ts: the adapter contract's types (FanoutTarget, for the fan-outs a cross-instance resume remembers).
+  { why: 'the delivery part imports the socket primitives (connection, send), wire and identity only, never the engine, its parts or the pipeline', from: /^lib\/delivery\//, to: /^lib\/(?!delivery\/|connection\.ts$|send\.ts$|identity\.ts$|envelope\.ts$|errors\.ts$|peer-dependency\.ts$|adapter\.ts$|adapters\/redis-clients\.ts$)/ },
+  // Issue 12 (resume-redis): the Redis store shares the Redis adapter's connection options (adapters/redis-clients.ts), one way.
+  { why: 'resume stores know the store contract, errors, the optional-peer loader and the Redis connection options only', from: /^lib\/delivery\/.*store\.ts$/, to: /^lib\/(?!delivery\/store\.ts$|errors\.ts$|peer-dependency\.ts$|adapters\/redis-clients\.ts$)/ },
+  { why: 'the pipeline never reaches the delivery part: numbering happens where frames are written', from: /^lib\/(dispatch|context|jsonrpc|batch|invoke|registry)\.ts$/, to: /^lib\/delivery\// }
 ]
 
 t.test('no forbidden import direction', async (t) => {

@@ -5,10 +5,9 @@
 import type { ClientState, StateInfo } from '../../lib/client/index.js'
 
 /**
- * What the badge can show. `resumed` and `gap` are for resumable delivery,
- * which the router does not have yet: nothing calls `showResume` today. When
- * the server can replay what a client missed, call it after the reconnect
- * with the number of frames replayed, or with `gap: true` when some were lost.
+ * What the badge can show. `resumed` and `gap` are for resumable delivery:
+ * main.ts calls `showResume` on the client's `resumed` event, with the
+ * number of frames replayed, and `gap: true` when some were lost.
  */
 export type BadgeState = ClientState | 'signed-out' | 'resumed' | 'gap'
 
@@ -36,7 +35,7 @@ export class ConnectionBadge {
     else this.render(state, state)
   }
 
-  /** The hook for resumable delivery (see `BadgeState`). */
+  /** A resumed session (see `BadgeState`); the next state change replaces it. */
   showResume (result: { replayed: number, gap: boolean }): void {
     this.stopCountdown()
     if (result.gap) this.render('gap', 'reconnected: some messages were missed')

@@ -1,7 +1,8 @@
 /**
  * The demo page: sign-in, rooms with members, chat with delivery states and
- * typing, an agent panel, a connection badge. Plain DOM over the project's
- * client SDK (lib/client); bundled by examples/demo-web.ts.
+ * typing, an agent panel, a connection badge that tells a resumed session
+ * (and what it missed) from a fresh one. Plain DOM over the project's client
+ * SDK (lib/client); bundled by examples/demo-web.ts.
  */
 import { createClient, isClientError, type AgentRun, type Client } from '../../lib/client/index.js'
 import { ConnectionBadge } from './badge.js'
@@ -151,6 +152,22 @@ function startSession (token: string): void {
   client.on('room_rejoin_failed', ({ room, error }) => {
     renderRooms()
     addNotice(room, `could not rejoin ${room}: ${error.code}`)
+  })
+  // Resumable delivery: what was missed while away arrived before `resumed`.
+  client.on('resumed', (info) => {
+    if (session?.client !== client) return
+    ui.badge.showResume({ replayed: info.replayed, gap: info.gap !== undefined })
+  })
+  // Lost for good (the server no longer held them): say so in every room, since
+  // a lost frame may have been any of them. A real app would refetch history here.
+  client.on('gap', ({ from, to }) => {
+    if (session?.client !== client) return
+    const count = to - from + 1
+    for (const room of client.rooms) addNotice(room, `${count} ${count === 1 ? 'message was' : 'messages were'} missed while reconnecting (reload for the history)`)
+  })
+  client.on('resume_failed', ({ reason }) => {
+    if (session?.client !== client) return
+    for (const room of client.rooms) addNotice(room, `reconnected as a new session (${reason}): messages sent while you were away may be missing`)
   })
 }
 

@@ -79,7 +79,7 @@ const clusterSubscriberOptions: ClusterOptions = {
 export function createRedisClients (options: RedisConnectionOptions): RedisClients {
   checkConnectionOptions(options)
   if (options.cluster !== undefined) {
-    const nodes = options.cluster.map(parseSeed)
+    const nodes = options.cluster.map((seed) => parseSeed(seed))
     return {
       pub: new ClusterClient(nodes, clusterCommandOptions),
       sub: new ClusterClient(nodes, clusterSubscriberOptions),
@@ -95,33 +95,51 @@ export function createRedisClients (options: RedisConnectionOptions): RedisClien
   return { pub, sub: pub.duplicate(nodeOptions), ownsPublisher: typeof redis === 'string', cluster: false }
 }
 
-function checkConnectionOptions (options: RedisConnectionOptions): void {
+// Issue 12 (resume-redis): the resume store's one command client, from the same options as the adapter.
+/**
+ * One command client of its own (never the caller's: its options differ),
+ * connecting at once, for a component that needs no subscriptions, such as
+ * the Redis resume store. Besides failing at once while disconnected, every
+ * command is bounded by `commandTimeoutMs`, so a Redis that accepts a
+ * connection but does not answer cannot make a caller wait longer.
+ */
+export function createCommandClient (options: RedisConnectionOptions, commandTimeoutMs: number, owner: string): { client: RedisClient, cluster: boolean } {
+  checkConnectionOptions(options, owner)
+  const bounded: RedisOptions = { ...nodeOptions, lazyConnect: false, commandTimeout: commandTimeoutMs }
+  const clusterOptions: ClusterOptions = { ...clusterCommandOptions, lazyConnect: false, redisOptions: { ...clusterCommandOptions.redisOptions, commandTimeout: commandTimeoutMs } }
+  if (options.cluster !== undefined) return { client: new ClusterClient(options.cluster.map((seed) => parseSeed(seed, owner)), clusterOptions), cluster: true }
+  const redis = options.redis as string | Redis | Cluster
+  if (redis instanceof ClusterClient) return { client: redis.duplicate([], clusterOptions), cluster: true }
+  return { client: typeof redis === 'string' ? new RedisNodeClient(redis, bounded) : redis.duplicate(bounded), cluster: false }
+}
+
+function checkConnectionOptions (options: RedisConnectionOptions, owner = 'RedisAdapter'): void {
   const hasRedis = options.redis !== undefined
   const hasCluster = options.cluster !== undefined
   if (hasRedis === hasCluster) {
-    throw new FST_WSR_INVALID_OPTION('RedisAdapter', 'pass exactly one of redis (a URL or an ioredis client) and cluster (seed nodes)')
+    throw new FST_WSR_INVALID_OPTION(owner, 'pass exactly one of redis (a URL or an ioredis client) and cluster (seed nodes)')
   }
   if (hasRedis && typeof options.redis !== 'string' && !(options.redis instanceof RedisNodeClient) && !(options.redis instanceof ClusterClient)) {
-    throw new FST_WSR_INVALID_OPTION('RedisAdapter.redis', 'expected a redis:// URL, an ioredis Redis or an ioredis Cluster')
+    throw new FST_WSR_INVALID_OPTION(`${owner}.redis`, 'expected a redis:// URL, an ioredis Redis or an ioredis Cluster')
   }
   if (hasCluster && (!Array.isArray(options.cluster) || options.cluster.length === 0)) {
-    throw new FST_WSR_INVALID_OPTION('RedisAdapter.cluster', 'expected a non-empty array of "host:port" seed nodes')
+    throw new FST_WSR_INVALID_OPTION(`${owner}.cluster`, 'expected a non-empty array of "host:port" seed nodes')
   }
   const isCluster = hasCluster || options.redis instanceof ClusterClient
   if (isCluster && options.sharded === false) {
-    throw new FST_WSR_INVALID_OPTION('RedisAdapter.sharded', 'a Redis Cluster always uses sharded pub/sub; leave sharded out')
+    throw new FST_WSR_INVALID_OPTION(`${owner}.sharded`, 'a Redis Cluster always uses sharded pub/sub; leave sharded out')
   }
   // Hash tags in the prefix would put every key and channel in one slot, on one shard.
   if (options.prefix !== undefined && /[{}]/.test(options.prefix)) {
-    throw new FST_WSR_INVALID_OPTION('RedisAdapter.prefix', 'must not contain { or }: the adapter places its own hash tags')
+    throw new FST_WSR_INVALID_OPTION(`${owner}.prefix`, 'must not contain { or }: the adapter places its own hash tags')
   }
 }
 
-function parseSeed (seed: unknown): ClusterNode {
+function parseSeed (seed: unknown, owner = 'RedisAdapter'): ClusterNode {
   const match = typeof seed === 'string' ? /^\[?([^\]\s]+?)\]?:(\d{1,5})$/.exec(seed) : null
   const port = match === null ? NaN : Number(match[2])
   if (match === null || port < 1 || port > 65535) {
-    throw new FST_WSR_INVALID_OPTION('RedisAdapter.cluster', `seed node ${JSON.stringify(seed)} is not "host:port"`)
+    throw new FST_WSR_INVALID_OPTION(`${owner}.cluster`, `seed node ${JSON.stringify(seed)} is not "host:port"`)
   }
   return { host: match[1] as string, port }
 }

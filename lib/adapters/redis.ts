@@ -72,6 +72,8 @@ interface Header {
   r?: string
   /** frame type */
   t: string
+  /** the fan-out's message id (issue 12: resumed sessions skip an event they replayed) */
+  m?: string
 }
 
 interface Receipt {
@@ -129,6 +131,8 @@ export class RedisAdapter extends MemoryAdapter {
   private stateStale = false
   /** Member entries whose removal failed, by room: removed again with the rest of the state. */
   private readonly staleEntries = new Map<string, Set<string>>()
+  /** Issue 12 (resume-redis): subscribe commands not answered yet, for settled(). */
+  private readonly subscribing = new Set<Promise<unknown>>()
 
   constructor (options: RedisAdapterOptions) {
     super()
@@ -320,8 +324,23 @@ export class RedisAdapter extends MemoryAdapter {
       return
     }
     if (this.sub.status !== 'ready') return
-    const subscribing = this.sharded ? this.sub.ssubscribe(channel) : this.sub.subscribe(channel)
-    subscribing.catch(() => {})
+    this.track(this.sharded ? this.sub.ssubscribe(channel) : this.sub.subscribe(channel))
+  }
+
+  private track (subscribing: Promise<unknown>): void {
+    this.subscribing.add(subscribing)
+    const done = (): void => { this.subscribing.delete(subscribing) }
+    subscribing.then(done, done)
+  }
+
+  /**
+   * Issue 12 (resume-redis): resolves once every subscription asked for so
+   * far is active; rejects when one failed or the subscriber is not
+   * connected (frames published now would not arrive).
+   */
+  async settled (): Promise<void> {
+    if (this.sub.status !== 'ready') throw new Error('redis adapter: the subscriber connection is not ready')
+    await Promise.all([...this.subscribing])
   }
 
   /**
@@ -330,7 +349,9 @@ export class RedisAdapter extends MemoryAdapter {
    * is tried again until it holds or the channel is no longer wanted.
    */
   private subscribe (channel: string): void {
-    this.sub.ssubscribe(channel).catch((err: unknown) => {
+    const subscribing = this.sub.ssubscribe(channel)
+    this.track(subscribing)
+    subscribing.catch((err: unknown) => {
       if (this.closed || !this.channels.has(channel)) return
       this.subscribeFailures++
       this.failing(err)
@@ -506,6 +527,7 @@ export class RedisAdapter extends MemoryAdapter {
     const header: Header = { o: this.instanceId, t: meta.type }
     if (target.except !== undefined) header.e = target.except
     if (meta.droppable) header.d = 1
+    if (meta.mid !== undefined) header.m = meta.mid
     const receiptId = this.options.receipts === true ? randomBytes(8).toString('hex') : undefined
     if (receiptId !== undefined) header.r = receiptId
     const message = `${JSON.stringify(header)}\n${text}`
@@ -563,7 +585,7 @@ export class RedisAdapter extends MemoryAdapter {
     if (channelTarget === undefined) return
     const target: FanoutTarget = header.e === undefined ? channelTarget : { ...channelTarget, except: header.e }
     const text = message.slice(newline + 1)
-    this.host.deliverLocal(target, header.t, text, header.d === 1).then((delivery) => {
+    this.host.deliverLocal(target, header.t, text, header.d === 1, header.m).then((delivery) => {
       if (delivery.failed.length > 0) {
         this.host?.log.info({ messageType: header.t, origin: header.o, failed: delivery.failed.slice(0, 20), failedCount: delivery.failed.length }, 'redis adapter: remote fan-out had local failures')
       }

@@ -22,6 +22,7 @@ export function startRun (
     type: 'start_agent',
     text: JSON.stringify({ type: 'start_agent', id, payload }),
     idempotent: false,
+    resumable: true,
     sent: false,
     accept: (frame) => run.accept(frame),
     fail: (error) => {

@@ -4,6 +4,7 @@ import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js
 import { ClientError, ClientErrorCode } from './errors.js'
 import { Listeners } from './listeners.js'
 import { createRequest, decodeFrame, RequestTable, systemClock, type PendingEntry, type RequestHooks } from './requests.js'
+import { ResumeTracker, type ResumedInfo, type ResumeFailedInfo, type SeqRange } from './resume.js'
 import type {
   AnyContract, Clock, ClientValidator, EventType, Frame, PayloadArgs, RequestOptions, RequestPayload, RequestReply,
   RequestType, ServerEventPayload, WebSocketConstructor, WebSocketLike
@@ -12,7 +13,8 @@ import type {
 /**
  * The client of protocol v1: one WebSocket at a time, reconnected with
  * backoff; requests matched to their answers by id; a bounded queue while
- * offline; rooms joined again after a reconnect; liveness from the
+ * offline; the session resumed after a reconnect when the server offers
+ * it (docs/delivery.md), else rooms joined again; liveness from the
  * server's heartbeat interval. No Node built-ins and no run-time imports
  * outside lib/client, so it bundles for browsers.
  */
@@ -59,6 +61,12 @@ export interface ClientOptions {
   maxRefusals?: number
   /** Reconnect after a lost connection. Default true. */
   reconnect?: boolean
+  /**
+   * Resume the session after a reconnect when the server offers it
+   * (`connection_established.payload.resume`): missed frames are replayed,
+   * rooms kept. `false`: every connection is a fresh session. Default true.
+   */
+  resume?: boolean
   /** Client-side checks of payloads, replies and events (see `contractValidator`). Default none. */
   validate?: ClientValidator
   /** Timers; tests inject a manual clock. */
@@ -85,11 +93,19 @@ export interface Client<C extends Contract = AnyContract> {
   readonly userId: string | undefined
   /** The rooms the client is in, and will join again after a reconnect. */
   readonly rooms: ReadonlySet<string>
+  /** The highest `seq` processed in the current session: 0 before any, or when the server does not number frames. */
+  readonly lastSeq: number
   request: <K extends RequestType<C>>(type: K, ...args: PayloadArgs<RequestPayload<C, K>>) => Promise<RequestReply<C, K>>
   send: <K extends RequestType<C>>(type: K, ...args: PayloadArgs<RequestPayload<C, K>>) => SendOutcome
   on: {
     (type: 'state', listener: (state: ClientState, info: StateInfo) => void): () => void
     (type: 'room_rejoin_failed', listener: (failure: RejoinFailure) => void): () => void
+    /** The session came back after a reconnect: its missed frames were delivered before this. */
+    (type: 'resumed', listener: (info: ResumedInfo, frame: Frame) => void): () => void
+    /** The server could not resume: this is a fresh session, the rooms are being joined again. */
+    (type: 'resume_failed', listener: (failure: ResumeFailedInfo, frame: Frame) => void): () => void
+    /** Frames of this range of `seq` will never arrive: refetch what they carried (e.g. history over HTTP). */
+    (type: 'gap', listener: (range: SeqRange) => void): () => void
     <K extends EventType<C>>(type: K, listener: (payload: ServerEventPayload<C, K>, frame: Frame) => void): () => void
   }
   join: (room: string, options?: RequestOptions) => Promise<void>
@@ -140,6 +156,10 @@ class WsClient {
   /** From the server's `reconnect` frame: wait this long, not the backoff. */
   private serverRetryAfterMs: number | null = null
   private readonly hooks: RequestHooks
+  private readonly resume: ResumeTracker
+  /** Agent runs of a parked session: the server keeps them running until the session is resumed or lost. */
+  private parkedRuns: PendingEntry[] = []
+  private parkedRunsTimer: unknown = null
 
   constructor (private readonly options: ClientOptions) {
     const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
@@ -151,6 +171,7 @@ class WsClient {
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs
     this.queueSize = options.queueSize ?? DEFAULTS.queueSize
     this.maxRefusals = options.maxRefusals ?? DEFAULTS.maxRefusals
+    this.resume = new ResumeTracker(options.resume !== false)
     this.hooks = {
       clock: this.clock,
       validate: options.validate,
@@ -160,6 +181,10 @@ class WsClient {
     // After the caller's synchronous code, so listeners it adds right after
     // createClient() see every state change, even of a first attempt that fails at once.
     queueMicrotask(() => { if (this.state !== 'closed') this.startAttempt() })
+  }
+
+  get lastSeq (): number {
+    return this.resume.processedSeq
   }
 
   request (type: string, payload?: unknown, options: RequestOptions = {}): Promise<unknown> {
@@ -259,8 +284,9 @@ class WsClient {
     }
     if (this.state === 'closed') return
     let socket: WebSocketLike
+    const url = this.resume.url(this.options.url)
     try {
-      socket = (token === undefined ? new this.WebSocketImpl(this.options.url) : new this.WebSocketImpl(this.options.url, ['bearer', token])) as WebSocketLike
+      socket = (token === undefined ? new this.WebSocketImpl(url) : new this.WebSocketImpl(url, ['bearer', token])) as WebSocketLike
     } catch (err) {
       // A malformed URL: no attempt will ever succeed.
       this.shutdown({ code: 1006, reason: (err as Error).message })
@@ -280,8 +306,17 @@ class WsClient {
     this.lastSeen = this.clock.now()
     const frame = decodeFrame(data)
     if (frame === null) return
+    if (typeof frame.seq === 'number') {
+      const verdict = this.resume.accept(frame.seq)
+      // Processed already: a replay overlapping live delivery.
+      if (verdict.duplicate) return
+      if (verdict.gap !== null) this.listeners.emit('gap', verdict.gap)
+    }
     if (frame.type === 'connection_established' && frame.id === undefined) this.onEstablished(frame)
-    else if (frame.type === 'reconnect' && frame.id === undefined) {
+    else if (frame.type === 'resumed' && frame.id === undefined) {
+      const lost = this.resume.resumed(frame.payload as ResumedInfo | undefined)
+      if (lost !== null) this.listeners.emit('gap', lost)
+    } else if (frame.type === 'reconnect' && frame.id === undefined) {
       const retryAfterMs = (frame.payload as { retryAfterMs?: unknown } | undefined)?.retryAfterMs
       this.serverRetryAfterMs = typeof retryAfterMs === 'number' && retryAfterMs >= 0 ? Math.min(retryAfterMs, this.backoff.maxMs) : 0
     }
@@ -295,7 +330,8 @@ class WsClient {
   }
 
   private onEstablished (frame: Frame): void {
-    const payload = (frame.payload ?? {}) as { connectionId?: string, userId?: string, heartbeatIntervalMs?: number }
+    const payload = (frame.payload ?? {}) as { connectionId?: string, userId?: string, heartbeatIntervalMs?: number, resume?: unknown }
+    const outcome = this.resume.established(payload.connectionId, payload.resume)
     this.connectionId = payload.connectionId
     this.userId = payload.userId
     this.established = true
@@ -303,7 +339,14 @@ class WsClient {
     this.heartbeatMs = typeof payload.heartbeatIntervalMs === 'number' && payload.heartbeatIntervalMs > 0 ? payload.heartbeatIntervalMs : 0
     this.scheduleHeartbeat()
     this.setState('open', {})
-    this.rejoin()
+    if (outcome === 'resumed') {
+      // The server restored the rooms and keeps the runs going; frames sent
+      // before its `resumed` are answered after the replay.
+      this.unparkRuns(null)
+    } else {
+      this.unparkRuns(new ClientError(ClientErrorCode.DISCONNECTED, 'Connection lost and the session could not be resumed'))
+      this.rejoin()
+    }
     const queued = this.queue.splice(0)
     for (const item of queued) this.transmit(item.text, item.entry)
   }
@@ -366,10 +409,27 @@ class WsClient {
     this.heartbeatTimer = null
     if (this.state === 'closed') return
     const resend: QueuedFrame[] = []
+    // Replies are not replayed, but a run's events are: the run waits for the resume.
+    const parkRuns = this.resume.resumable && this.options.reconnect !== false && code !== 1000
     for (const entry of this.table.takeSent()) {
+      if (parkRuns && entry.resumable === true) {
+        // Still sent (to the session): an attempt that fails before it is established finds it here again.
+        if (!this.parkedRuns.includes(entry)) this.parkedRuns.push(entry)
+        continue
+      }
       entry.sent = false
       if (entry.idempotent) resend.push({ text: entry.text, entry })
-      else entry.fail(new ClientError(ClientErrorCode.DISCONNECTED, `Connection lost before the answer to "${entry.type}" (close ${code})`))
+      else {
+        this.table.remove(entry.id)
+        entry.fail(new ClientError(ClientErrorCode.DISCONNECTED, `Connection lost before the answer to "${entry.type}" (close ${code})`))
+      }
+    }
+    if (this.parkedRuns.length > 0 && this.parkedRunsTimer === null) {
+      // After the window the server has dropped the session: the runs cannot come back.
+      this.parkedRunsTimer = this.clock.setTimeout(() => {
+        this.parkedRunsTimer = null
+        this.unparkRuns(new ClientError(ClientErrorCode.DISCONNECTED, `Connection lost and not resumed within ${this.resume.windowMs} ms`))
+      }, this.resume.windowMs)
     }
     this.queue.unshift(...resend)
     const refused = this.refusedStatus === 401 || this.refusedStatus === 403 || code === 1008
@@ -404,13 +464,30 @@ class WsClient {
     this.retryTimer = this.clock.setTimeout(() => { this.startAttempt() }, delayMs)
   }
 
+  /** Keep the parked runs (`error === null`: the session was resumed) or fail them. */
+  private unparkRuns (error: ClientError | null): void {
+    if (this.parkedRunsTimer !== null) this.clock.clearTimeout(this.parkedRunsTimer)
+    this.parkedRunsTimer = null
+    const parked = this.parkedRuns
+    this.parkedRuns = []
+    if (error === null) return
+    for (const entry of parked) {
+      entry.sent = false
+      this.table.remove(entry.id)
+      entry.fail(error)
+    }
+  }
+
   private shutdown (info: StateInfo): void {
     this.established = false
     this.socket = null
     if (this.heartbeatTimer !== null) this.clock.clearTimeout(this.heartbeatTimer)
     if (this.retryTimer !== null) this.clock.clearTimeout(this.retryTimer)
+    if (this.parkedRunsTimer !== null) this.clock.clearTimeout(this.parkedRunsTimer)
     this.heartbeatTimer = null
     this.retryTimer = null
+    this.parkedRunsTimer = null
+    this.parkedRuns = []
     this.setState('closed', info)
     this.queue.length = 0
     this.table.failAll(ClientErrorCode.CLOSED, `Client closed: ${info.reason ?? ''}`.trim())

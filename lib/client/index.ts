@@ -7,6 +7,7 @@
 export { createClient, type Client, type ClientOptions, type ClientState, type StateInfo, type RejoinFailure, type SendOutcome } from './client.js'
 export { ClientError, ClientErrorCode, isClientError } from './errors.js'
 export { AgentRun } from './agent.js'
+export type { ResumedInfo, ResumeFailedInfo, ResumeFailedReason, SeqRange } from './resume.js'
 export { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js'
 export type {
   AgentEvent, Clock, ClientValidator, EventType, Frame, PayloadArgs, RequestOptions, RequestPayload, RequestReply, RequestType,

@@ -14,6 +14,8 @@ export interface PendingEntry {
   /** The encoded frame, kept to be sent (again) from the queue. */
   readonly text: string
   readonly idempotent: boolean
+  /** Answered by numbered frames (an agent run): kept across a resume instead of failing with `DISCONNECTED`. */
+  readonly resumable?: boolean
   /** Written to a socket that has not closed since. */
   sent: boolean
   /** Takes a frame with this entry's id; `true` when the entry is finished. */

@@ -11,6 +11,8 @@ import type { AnyContract, Contract, EventPayload, MessagePayload, MessageReply 
 export interface Frame {
   readonly type: string
   readonly id?: string | number
+  /** Must-deliver frames of a resumable session: 1, 2, 3, … per session (docs/delivery.md). */
+  readonly seq?: number
   readonly payload?: unknown
   readonly timestamp?: number
 }

@@ -34,6 +34,8 @@ const COMPLETED_EMPTY: RunOutcome = Object.freeze({ status: 'completed' })
 const CANCELLED: RunOutcome = Object.freeze({ status: 'cancelled' })
 const GENERIC_AGENT_MESSAGE = 'The agent run failed'
 const DROPPABLE = Object.freeze({ droppable: true })
+/** Resume (issue 12): agent events carry the request's id, yet are must-deliver events of the session. */
+const NUMBERED = Object.freeze({ numbered: true })
 /** What a pending step resolves to when the run is aborted under it. */
 const ABORTED = Symbol('aborted')
 
@@ -220,7 +222,8 @@ async function execute (router: BuiltinHost, runs: AgentRuns, run: AgentRun, age
   router.countBuiltin(`agent.${outcome.status}`)
   run.log.debug({ runId: run.runId, status: outcome.status, durationMs: Date.now() - run.startedAt }, 'agent run ended')
   // A closed connection can take no terminal event; trying would only log a NOT_OPEN.
-  if (!router.isOpen(run.owner.connectionId)) return
+  // (Resume, issue 12: a parked or resumed session still can.)
+  if (!router.canReceive(run.owner.connectionId)) return
   if (outcome.error !== undefined) {
     await emit(router, run, 'agent_error', { runId: run.runId, code: outcome.error.code, message: outcome.error.message })
   }
@@ -298,7 +301,7 @@ function progressPayload (runId: string, step: AgentStep): Record<string, unknow
 }
 
 function emit (router: BuiltinHost, run: AgentRun, type: string, payload: unknown, droppable = false): Promise<SendResult> {
-  return router.sendFrame(run.owner.connectionId, type, run.requestId, payload, droppable ? DROPPABLE : undefined)
+  return router.sendFrame(run.owner.connectionId, type, run.requestId, payload, droppable ? DROPPABLE : NUMBERED)
 }
 
 /** The socket is fine but this event could not go out: the run's transcript would have a hole. */

@@ -95,9 +95,9 @@ export interface ExampleProcess {
   stop: () => Promise<void>
 }
 
-/** `npm start`'s command (`tsx examples/server.ts`) on `port`, in development. */
-export async function startExample (port: number): Promise<ExampleProcess> {
-  const node = untrackedNode([tsxCli, 'examples/server.ts'], { PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'development', LOG_LEVEL: 'info' })
+/** `npm start`'s command (`tsx examples/server.ts`) on `port`, in development; `env` adds to its environment. */
+export async function startExample (port: number, env: Record<string, string> = {}): Promise<ExampleProcess> {
+  const node = untrackedNode([tsxCli, 'examples/server.ts'], { PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'development', LOG_LEVEL: 'info', ...env })
   const proc = spawn(node.command, node.args, { cwd: root, env: node.env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   const exited = new Promise<void>((resolve) => { proc.once('exit', () => { resolve() }) })

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
 import { defineContract, routeOptions, wsRouter } from '../../lib/index.js'
-import { createClient, type AgentEvent, type AgentRun, type Client, type ClientState, type SendOutcome } from '../../lib/client/index.js'
+import { createClient, type AgentEvent, type AgentRun, type Client, type ClientState, type ResumedInfo, type ResumeFailedReason, type ResumeFailedInfo, type SendOutcome, type SeqRange } from '../../lib/client/index.js'
 import { connectTestClient, type TestClient } from '../../lib/testing.js'
 
 const contract = defineContract({
@@ -44,6 +44,23 @@ describe('client side', () => {
     client.on('state', (state) => { expect(state).type.toBe<ClientState>() })
     expect(client.on).type.not.toBeCallableWith('nope', () => {})
     expect(client.on('news', () => {})).type.toBe<() => void>()
+  })
+
+  test('resume events are typed: resumed, resume_failed with its reasons, gap', () => {
+    client.on('resumed', (info) => {
+      expect(info).type.toBe<ResumedInfo>()
+      expect(info.replayed).type.toBe<number>()
+      expect(info.gap).type.toBe<SeqRange | undefined>()
+    })
+    client.on('resume_failed', (failure) => {
+      expect(failure).type.toBe<ResumeFailedInfo>()
+      expect(failure.reason).type.toBe<ResumeFailedReason>()
+      expect(failure.reason).type.toBe<'expired' | 'unknown' | 'forbidden' | 'busy' | 'unavailable' | 'invalid_seq'>()
+    })
+    client.on('gap', (range) => { expect(range).type.toBe<{ readonly from: number, readonly to: number }>() })
+    expect(client.lastSeq).type.toBe<number>()
+    expect(createClient).type.toBeCallableWith({ url: 'ws://x', WebSocket, resume: false })
+    expect(createClient).type.not.toBeCallableWith({ url: 'ws://x', WebSocket, resume: 'yes' })
   })
 
   test('agent runs yield typed events', async () => {

@@ -24,6 +24,9 @@ import wsRouter, {
   type MetricsRegistry,
   type OnUserMessage,
   type RateLimitOption,
+  type ResumeConfig,
+  type ResumeOption,
+  type ResumeStore,
   type RouteProtocol,
   type RouterAdapter,
   type RouterConfig,
@@ -85,6 +88,7 @@ describe('option types keep their shape', () => {
       metrics?: boolean | MetricsOption
       health?: boolean | HealthOption
       tracing?: boolean | TracingOption
+      resume?: boolean | ResumeOption
     }>()
   })
 
@@ -102,6 +106,17 @@ describe('option types keep their shape', () => {
     expect<MetricsOption>().type.toBe<{ registry?: MetricsRegistry, prefix?: string, path?: string | false }>()
     expect<HealthOption>().type.toBe<{ livenessPath?: string | false, readinessPath?: string | false }>()
     expect<TracingOption>().type.toBe<{ tracerProvider?: TracerProviderLike, connectionId?: boolean, userId?: boolean }>()
+    // Issue 12: the resume option (ported into the one schema).
+    expect<ResumeOption>().type.toBe<{
+      store?: ResumeStore
+      windowMs?: number
+      maxEvents?: number
+      maxBytes?: number
+      maxSessions?: number
+      replayRatePerSecond?: number
+      agentGraceMs?: number
+      storeTimeoutMs?: number
+    }>()
     expect<UnknownTypePolicy>().type.toBe<'ack' | 'error' | 'ignore'>()
     expect<RouteProtocol>().type.toBe<'auto' | 'envelope' | 'jsonrpc'>()
   })
@@ -160,8 +175,19 @@ describe('option types keep their shape', () => {
       readonly metrics: MetricsConfig | false
       readonly health: HealthConfig | false
       readonly tracing: TracingConfig | false
+      readonly resume: ResumeConfig | false
     }>()
     expect<HealthConfig>().type.toBe<{ readonly livenessPath: string | false, readonly readinessPath: string | false }>()
+    expect<ResumeConfig>().type.toBe<{
+      readonly store: ResumeStore
+      readonly windowMs: number
+      readonly maxEvents: number
+      readonly maxBytes: number
+      readonly maxSessions: number
+      readonly replayRatePerSecond: number
+      readonly agentGraceMs: number
+      readonly storeTimeoutMs: number
+    }>()
   })
 
   test('EnvironmentPreset: the preset-valued options, readonly', () => {
