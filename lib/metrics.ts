@@ -33,6 +33,22 @@ export interface MetricsSource {
   readonly route: string
   readonly stats: RouterStats
   readonly broker: () => Record<string, unknown> | null
+  /** `getStats().resume` (resumable delivery); null with the `resume` option off. */
+  readonly resume: () => ResumeCountersSnapshot | null
+}
+
+/** What the resume metrics read: `getStats().resume`, structurally (lib/delivery/counters.ts). */
+export interface ResumeCountersSnapshot {
+  readonly sessions: number
+  readonly parked: number
+  readonly resumed: number
+  readonly failed: Readonly<Record<string, number>>
+  readonly replayedEvents: number
+  readonly gaps: number
+  readonly evicted: number
+  readonly expired: number
+  readonly droppedWhileAway: number
+  readonly storeFailures: number
 }
 
 /** @internal prom-client's module type: kept out of the published types, where prom-client may be absent. */
@@ -123,6 +139,24 @@ class MetricSet {
       const broker = s.broker()
       if (broker !== null) add({}, numberOr0(broker.outageMsTotal) / 1000)
     })
+    // Resumable delivery (issue 12): one series per route, and only with `resume` on.
+    const fromResume = (read: (r: ResumeCountersSnapshot) => number): Read => (s, add) => {
+      const resume = s.resume()
+      if (resume !== null) add({}, read(resume))
+    }
+    gauge('resume_sessions', 'Resumable sessions this instance holds: live, replaying and parked', ['route'], fromResume((r) => r.sessions))
+    gauge('resume_sessions_parked', 'Sessions parked now (no socket), waiting for their client within the resume window', ['route'], fromResume((r) => r.parked))
+    counter('resume_resumed_total', 'Sessions resumed (a resumed frame sent), gaps included', ['route'], fromResume((r) => r.resumed))
+    counter('resume_failed_total', 'Resumes refused with resume_failed (a fresh session), by reason', ['route', 'reason'], (s, add) => {
+      const resume = s.resume()
+      if (resume !== null) for (const [reason, n] of Object.entries(resume.failed)) add({ reason }, n)
+    })
+    counter('resume_replayed_events_total', 'Missed events replayed to resuming clients', ['route'], fromResume((r) => r.replayedEvents))
+    counter('resume_gaps_total', 'Resumes that reported a gap (events lost to the store bound or a failed append)', ['route'], fromResume((r) => r.gaps))
+    counter('resume_evicted_total', 'Parked sessions ended early for maxSessions', ['route'], fromResume((r) => r.evicted))
+    counter('resume_expired_total', 'Parked sessions whose window passed without a resume', ['route'], fromResume((r) => r.expired))
+    counter('resume_dropped_while_away_total', 'Droppable frames (typing, progress) not kept for a parked or replaying session', ['route'], fromResume((r) => r.droppedWhileAway))
+    counter('resume_store_failures_total', 'Resume store calls that failed or were refused', ['route'], fromResume((r) => r.storeFailures))
     this.handlerDuration = new BucketHistogram(prefix + 'handler_duration_seconds',
       'Time from calling a handler to its settling (return, throw, rejection or deadline), by registered type', HANDLER_BUCKETS)
     this.fanoutTargets = new BucketHistogram(prefix + 'fanout_targets',

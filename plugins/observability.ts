@@ -18,7 +18,8 @@ export async function registerMetrics (fastify: FastifyInstance, router: Engine,
   const metrics = createMetrics(client, config, {
     route: router.config.path,
     stats: router.stats,
-    broker: () => router.adapter.status?.() ?? null
+    broker: () => router.adapter.status?.() ?? null,
+    resume: () => router.delivery?.snapshot() ?? null
   })
   router.observer = metrics.observer
   fastify.addHook('onClose', async () => {

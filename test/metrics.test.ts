@@ -147,3 +147,39 @@ t.test('metrics options are checked at registration', async (t) => {
   await t.rejects(startServer({ metrics: { prefix: 'bad-prefix' } }), { code: 'FST_WSR_INVALID_OPTION' })
   await t.rejects(startServer({ metrics: { port: 9 } as never }), { code: 'FST_WSR_INVALID_OPTION' })
 })
+
+t.test('resume metrics (issue 12): parked, resumed, replayed, refused by reason; absent with resume off', async (t) => {
+  const registry = new Registry()
+  const server = await startServer({ metrics: { registry }, resume: true })
+  t.teardown(() => server.close())
+  const router = server.app.wsRouter
+  const first = await connect(`${server.url}?user=alice`)
+  const hello = await first.next('connection_established')
+  const { connectionId } = hello.payload
+  const token = hello.payload.resume.token as string
+  await router.sendTo(connectionId, 'news', { n: 1 })
+  const news = await first.next('news')
+  first.ws.terminate()
+  await eventually(async () => value(await scrape(server), 'wsr_resume_sessions_parked', { route: '/ws' }) === 1, 5000, 'the gauge to show the dropped session parked')
+  await router.sendTo(connectionId, 'news', { n: 2 })
+  await router.sendTo(connectionId, 'news', { n: 3 })
+  const back = await connect(`${server.url}?user=alice&resume=${encodeURIComponent(token)}&lastSeq=${(news as unknown as { seq: number }).seq}`)
+  t.teardown(() => back.close())
+  await back.next('resumed')
+  const stranger = await connect(`${server.url}?user=bob&resume=${encodeURIComponent(`${connectionId}.forged`)}&lastSeq=0`)
+  t.teardown(() => stranger.close())
+  await stranger.next('resume_failed')
+  const samples = await scrape(server)
+  const stats = router.getStats().resume
+  t.equal(value(samples, 'wsr_resume_resumed_total', { route: '/ws' }), 1)
+  t.equal(value(samples, 'wsr_resume_replayed_events_total', { route: '/ws' }), 2, 'the two missed events')
+  t.equal(value(samples, 'wsr_resume_failed_total', { route: '/ws', reason: 'unknown' }), 1, 'a forged token is refused as unknown')
+  t.equal(value(samples, 'wsr_resume_sessions_parked', { route: '/ws' }), 0)
+  t.equal(value(samples, 'wsr_resume_sessions', { route: '/ws' }), stats?.sessions, 'the gauge reads getStats().resume')
+  t.equal(value(samples, 'wsr_resume_gaps_total', { route: '/ws' }), 0)
+
+  const plainRegistry = new Registry()
+  const plain = await startServer({ metrics: { registry: plainRegistry } })
+  t.teardown(() => plain.close())
+  t.equal(value(await scrape(plain), 'wsr_resume_resumed_total', { route: '/ws' }), undefined, 'no resume series with resume off')
+})
