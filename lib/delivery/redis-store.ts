@@ -239,7 +239,8 @@ export class RedisResumeStore implements ResumeStore {
   async create (session: ResumeSession, ttlMs: number): Promise<void> {
     const hash = this.hashKey(session.sessionId)
     await this.run(async () => {
-      await this.serve(session.owner)
+      // Not awaited: the session's own commands must follow in the order they were asked (a park right after a create).
+      this.serve(session.owner)
       await this.client.multi()
         .del(hash, this.streamKey(session.sessionId))
         .hset(hash, { u: session.userId, h: session.secretHash, o: session.owner, st: 'l', ls: 0, fs: 1, b: 0, tl: ttlMs })
@@ -300,7 +301,7 @@ export class RedisResumeStore implements ResumeStore {
       if (owner === null) return ['unknown']
       // The owner's liveness key lives on another slot: read first; the script then checks that the owner did not change meanwhile.
       const ownerGone = owner !== newOwner && await this.client.exists(this.ownerKey(owner)) === 0
-      await this.serve(newOwner)
+      this.serve(newOwner)
       return await this.scripts.wsrResumeClaim(hash, this.streamKey(sessionId), secretHash, userId, newOwner, owner, ownerGone ? '1' : '0')
     })
     if (answer[0] !== 'ok') return { ok: false, reason: answer[0] as ClaimRefusal }
@@ -357,11 +358,15 @@ export class RedisResumeStore implements ResumeStore {
     this.client.disconnect()
   }
 
-  /** Start refreshing an owner's liveness key (the first time this store acts for it). */
-  private async serve (owner: string): Promise<void> {
+  /**
+   * Start refreshing an owner's liveness key (the first time this store acts
+   * for it). Sent without waiting, so that the caller's next command goes out
+   * right behind it; a failed write is tried again by the next caller.
+   */
+  private serve (owner: string): void {
     if (this.owners.has(owner)) return
-    await this.client.set(this.ownerKey(owner), '1', 'PX', this.ownerTtlMs)
     this.owners.add(owner)
+    this.client.set(this.ownerKey(owner), '1', 'PX', this.ownerTtlMs).catch(() => { this.owners.delete(owner) })
   }
 
   private forget (sessionId: string): void {

@@ -18,6 +18,10 @@
  * - Sequence numbers are assigned by the owner (one counter per session in
  *   its memory, continued from `claim`'s `lastSeq`), +1 per event, no holes;
  *   the store keeps them as given and never renumbers.
+ * - Calls on one session take effect in the order they were made, also
+ *   when the engine does not wait for one before making the next (it does
+ *   not: `create`, `append` and `park` are fired and their outcomes handled
+ *   later).
  * - Every method may reject when the store is unreachable (Redis down); the
  *   engine turns that into `resume_failed { reason: 'unavailable' }` or a
  *   counted send failure, within its own time bound. A store must not hang

@@ -99,6 +99,20 @@ export function resumeStoreConformance (name: string, subject: ResumeStoreSubjec
     tt.same(await store.claim(s, hashOf('secret'), 'alice', 'C'), { ok: true, rooms: ['lobby'], lastSeq: 5, firstSeq: 1 })
   })
 
+  t.test(`${name}: calls made without waiting take effect in the order they were made`, async (tt) => {
+    // The engine fires create, append and park and handles their outcomes later; a fresh store must not reorder them.
+    const store = await fresh(tt)
+    const s = id('unawaited')
+    const [, appended, parked] = await Promise.all([
+      store.create({ sessionId: s, userId: 'alice', secretHash: hashOf('q'), owner: 'A' }, ttl * 10),
+      store.append(s, 'A', [event(1)]),
+      store.park(s, 'A', ['lobby'], ttl * 10)
+    ])
+    tt.equal(appended, true, 'the append right after the create is taken')
+    tt.equal(parked, true, 'the park right after it parks')
+    tt.same(await store.claim(s, hashOf('q'), 'alice', 'B'), { ok: true, rooms: ['lobby'], lastSeq: 1, firstSeq: 1 })
+  })
+
   t.test(`${name}: a session with no events claims with lastSeq 0 and firstSeq 1`, async (tt) => {
     const store = await fresh(tt)
     const s = id('empty')
