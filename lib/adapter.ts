@@ -67,7 +67,25 @@ export interface PublishMeta {
 export interface AdapterHost {
   /** `mid`: the publishing instance's message id of this fan-out (issue 12), when it sent one. */
   deliverLocal: (target: FanoutTarget, type: string, text: string, droppable: boolean, mid?: string) => Promise<LocalDelivery>
+  /**
+   * Issue 12 (fence): every frame handed over so far has been dealt with for
+   * this session (its store writes settled). Resolves with the session's
+   * last seq as it was when asked, 0 when this instance does not hold it.
+   */
+  fenced?: (sessionId: string) => Promise<number>
   readonly log: FastifyBaseLogger
+}
+
+/**
+ * Issue 12 (fence): an instance resuming a session that another instance
+ * (`instanceId`) owns asks it to confirm that it has dealt with every frame
+ * published before the request for the session's targets (its rooms, its
+ * user, everyone).
+ */
+export interface FenceRequest {
+  readonly instanceId: string
+  readonly sessionId: string
+  readonly targets: readonly FanoutTarget[]
 }
 
 export interface RouterAdapter {
@@ -109,6 +127,14 @@ export interface RouterAdapter {
    * adapter without subscriptions leaves it out.
    */
   settled?: () => Promise<void>
+  /**
+   * Issue 12 (fence): carry a fence to the owning instance behind every
+   * frame published so far for the targets, and resolve with its answer
+   * (`AdapterHost.fenced` there: the session's last seq), or null when it
+   * did not answer within `timeoutMs`. Rejects when the broker cannot be
+   * reached. An adapter without other instances leaves it out.
+   */
+  fence?: (request: FenceRequest, timeoutMs: number) => Promise<number | null>
   /** Counts for the stats snapshot. */
   counts: () => { users: number, rooms: number }
   /** Release what the adapter holds (subscriptions, clients). */

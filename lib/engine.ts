@@ -82,6 +82,11 @@ export class Engine extends RouterCore implements PipelineHost, AdapterHost {
     return Promise.resolve(handOver(this, target, type, text, droppable, mid))
   }
 
+  /** AdapterHost (issue 12, fence): what this instance handed over for a session is settled in its store. */
+  fenced (sessionId: string): Promise<number> {
+    return this.delivery === null ? Promise.resolve(0) : this.delivery.settled(sessionId)
+  }
+
   /** The live connection object for an id. */
   connection (connectionId: string): Connection | undefined {
     return this.connections.get(connectionId)
@@ -154,6 +159,11 @@ function deliveryHost (engine: Engine): DeliveryHost {
     abandonAdmission: (userId) => engine.admissions.remove(userId),
     // resume-redis: a resume from another instance joins first
     addConnection: (connectionId, userId) => adapter.addConnection(connectionId, userId),
-    settled: async () => { await adapter.settled?.() }
+    settled: async () => { await adapter.settled?.() },
+    fence: async (owner, sessionId, userId, rooms, timeoutMs) => {
+      if (adapter.fence === undefined) return undefined
+      const targets: FanoutTarget[] = [{ kind: 'all' }, { kind: 'user', userId }, ...rooms.map((room): FanoutTarget => ({ kind: 'room', room }))]
+      return await adapter.fence({ instanceId: owner, sessionId, targets }, timeoutMs)
+    }
   }
 }

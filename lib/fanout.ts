@@ -98,8 +98,6 @@ async function fanoutNow (core: RouterCore, target: FanoutTarget, type: string, 
  * of frames from other instances.
  */
 export function handOver (core: RouterCore, target: FanoutTarget, type: string, text: string, droppable: boolean, mid?: string): Required<LocalDelivery> {
-  // Resume (resume-redis): a resume from another instance also holds what was handed over just before it joined.
-  if (mid !== undefined && !droppable) core.delivery?.remember(target, text, mid)
   const ids = core.adapter.localTargets(target)
   const failed: FailedTarget[] = []
   let written = 0

@@ -1,5 +1,5 @@
 import t from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { Cluster } from 'ioredis'
 import { wsRouter } from '../lib/index.js'
 import { RedisAdapter, RedisResumeStore } from '../lib/redis.js'
@@ -9,6 +9,7 @@ import { getJson, inRoom, spawnInstance, type Instance } from './helpers/instanc
 import { freePort, mustRunRedisTests } from './helpers/redis.js'
 import { clusterUnavailableReason, startRedisCluster, type TestCluster } from './helpers/redis-cluster.js'
 import { delay, waitFor } from './helpers/wait.js'
+import { stallSubscriber } from './helpers/stall.js'
 
 /**
  * RedisAdapter on a real Redis Cluster: 3 masters with 1 replica each, started
@@ -251,6 +252,55 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
       t.same((await b.read(sessionId, 0, 10)).map((e) => e.seq), [1, 2])
     }
     t.equal(shards.size, 3, 'the sessions landed on all three masters')
+  })
+
+  // Issue 12: the fence over sharded pub/sub. The session is parked on instance A, which falls behind; the
+  // client resumes on B while the messages come from C: B must wait for A's confirmation before claiming.
+  t.test('a resume on another instance waits for the owner to catch up (the fence, over sharded channels)', async (t) => {
+    const room = rooms[1] as string
+    const router = async (instanceId: string): Promise<{ app: FastifyInstance, adapter: RedisAdapter, url: string }> => {
+      const app = Fastify({ logger: false })
+      const adapter = new RedisAdapter({ cluster: cluster.seeds, prefix: 'fence:', instanceId })
+      await app.register(wsRouter, { environment: 'test', adapter, rateLimit: false, resume: { store: new RedisResumeStore({ cluster: cluster.seeds, prefix: 'fence:' }) } })
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      t.teardown(() => app.close())
+      await waitFor(() => app.wsRouter.getStats().broker?.connected === true, 10_000, `${instanceId} connected`)
+      return { app, adapter, url: `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/ws` }
+    }
+    const [a, b, c] = await Promise.all([router('fence-a'), router('fence-b'), router('fence-c')])
+    let alice = await connect(`${a.url}?user=alice`)
+    const sender = await connect(`${c.url}?user=sender`)
+    t.teardown(() => { alice.ws.terminate(); sender.ws.terminate() })
+    const hello = await alice.next('connection_established')
+    await inRoom(alice, room)
+    await inRoom(sender, room)
+    // A's sharded subscription to the room is active once a message from C reaches alice.
+    for (let attempt = 0; !alice.frames.some((f) => f.type === 'message') && attempt < 50; attempt++) {
+      sender.send({ type: 'user_message', id: `probe-${attempt}`, payload: { room, text: 'probe' } })
+      await sender.next((f) => f.id === `probe-${attempt}`)
+      await delay(100)
+    }
+    const probes = alice.frames.filter((f) => f.type === 'message').length
+    t.ok(probes > 0, 'A receives the room from C')
+    alice.ws.terminate()
+    await waitFor(() => (a.app.wsRouter.getStats().resume?.parked ?? 0) === 1, 5000, 'parked on A')
+
+    const stall = stallSubscriber(a.adapter)
+    for (let n = 1; n <= 3; n++) {
+      sender.send({ type: 'user_message', id: `fm-${n}`, payload: { room, text: `fenced ${n}` } })
+      await sender.next((f) => f.id === `fm-${n}`)
+    }
+    await waitFor(() => stall.held() >= 3, 5000, 'A to have the three messages waiting')
+    alice = await connect(`${b.url}?user=alice&resume=${encodeURIComponent(hello.payload.resume.token as string)}&lastSeq=${probes}`)
+    await delay(400)
+    t.equal(alice.frames.length, 0, 'B answers nothing while A has not confirmed')
+    stall.release()
+    t.equal((await alice.next('connection_established')).payload.connectionId, hello.payload.connectionId, 'the same session, on B')
+    const resumed = await alice.next((f) => f.type === 'resumed' || f.type === 'resume_failed')
+    t.match(resumed, { type: 'resumed', payload: { replayed: 3, lastSeq: probes + 3 } })
+    t.equal(resumed.payload.gap, undefined, 'no gap')
+    const messages = alice.frames.filter((f) => f.type === 'message').map((f) => [(f as unknown as { seq: number }).seq, f.payload.text])
+    t.same(messages, [[probes + 1, 'fenced 1'], [probes + 2, 'fenced 2'], [probes + 3, 'fenced 3']], 'the three, numbered by A, replayed once, in order')
   })
 
   t.test('resharding a busy room\'s slot while traffic flows', { skip: cluster.local ? false : 'an external cluster is not resharded' }, async (t) => {

@@ -6,6 +6,7 @@ import { RedisAdapter, RedisResumeStore } from '../lib/redis.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'
 import { mustRunRedisTests, redisUnavailableReason, startRedis, type TestRedis } from './helpers/redis.js'
 import { delay, waitFor } from './helpers/wait.js'
+import { stallSubscriber } from './helpers/stall.js'
 
 // Issue 12 (resume-redis): resumable delivery across instances, over real
 // sockets, with two routers on one real redis-server (RedisAdapter +
@@ -17,16 +18,18 @@ if (unavailable !== undefined && mustRunRedisTests()) {
   t.fail(`Redis tests must run here (WSR_REQUIRE_REDIS=1) but: ${unavailable}`)
 }
 
-interface Instance { app: FastifyInstance, url: string }
+interface Instance { app: FastifyInstance, url: string, adapter: RedisAdapter }
 
-/** One router with the default resume options but the store: the Redis one. */
-async function instance (redis: TestRedis, instanceId: string, prefix: string): Promise<Instance> {
+/** One router with the default resume options but the store: the Redis one (and `storeTimeoutMs` when given). */
+async function instance (redis: TestRedis, instanceId: string, prefix: string, storeTimeoutMs?: number): Promise<Instance> {
   const app = Fastify({ logger: false })
+  const adapter = new RedisAdapter({ redis: redis.url, instanceId, prefix })
+  const store = new RedisResumeStore({ redis: redis.url, prefix })
   await app.register(wsRouter, {
     environment: 'test',
     rateLimit: false,
-    adapter: new RedisAdapter({ redis: redis.url, instanceId, prefix }),
-    resume: { store: new RedisResumeStore({ redis: redis.url, prefix }) }
+    adapter,
+    resume: storeTimeoutMs === undefined ? { store } : { store, storeTimeoutMs }
   })
   // A room message numbered by its sender, so the receiver can check completeness and order.
   app.wsRouter.on('say', { schema: Type.Object({ room: Type.String(), n: Type.Integer() }), replyType: 'said' }, async (payload, ctx) => {
@@ -34,7 +37,7 @@ async function instance (redis: TestRedis, instanceId: string, prefix: string): 
     return { ok: result.ok }
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
-  return { app, url: `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/ws` }
+  return { app, adapter, url: `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/ws` }
 }
 
 async function joined (client: TestClient, room: string): Promise<void> {
@@ -107,6 +110,95 @@ t.test('resume across instances on a real redis-server', { skip: unavailable }, 
     const statsB = b.app.wsRouter.getStats().resume
     const statsA = a.app.wsRouter.getStats().resume
     t.equal((statsA?.resumed ?? 0) + (statsB?.resumed ?? 0), 8, 'eight resumes counted')
+  })
+
+  t.test('the fence: events published before the resume that the old instance handles only later are replayed, once, in order', async (t) => {
+    // Alice parked on A; the sender on a third instance C, so B never sees the events itself.
+    const a = await instance(redis, 'A3', 'x3:')
+    const b = await instance(redis, 'B3', 'x3:')
+    const c = await instance(redis, 'C3', 'x3:')
+    t.teardown(async () => { await a.app.close(); await b.app.close(); await c.app.close() })
+    const sender = await connect(`${c.url}?user=bob`)
+    // Another member of the room, on C: the fence's markers travel on the room's channel, and are never a frame to anyone.
+    const carol = await connect(`${c.url}?user=carol`)
+    let alice = await connect(`${a.url}?user=alice`)
+    t.teardown(() => { sender.ws.terminate(); carol.ws.terminate(); alice.ws.terminate() })
+    const hello = await alice.next('connection_established')
+    await joined(alice, 'lobby')
+    await joined(carol, 'lobby')
+    await delay(100) // A's subscription to the room (docs/scaling.md)
+    alice.ws.terminate()
+    await waitFor(() => (a.app.wsRouter.getStats().resume?.parked ?? 0) === 1, 5000, 'parked')
+
+    // A falls behind: three room messages reach Redis, A does not handle them yet.
+    const stall = stallSubscriber(a.adapter)
+    for (let n = 1; n <= 3; n++) {
+      sender.send({ type: 'say', id: `s${n}`, payload: { room: 'lobby', n } })
+      await sender.next((f) => f.id === `s${n}`)
+    }
+    await waitFor(() => stall.held() >= 3, 5000, 'A to have the three messages waiting')
+
+    const started = Date.now()
+    alice = await connect(`${b.url}?user=alice&resume=${encodeURIComponent(hello.payload.resume.token as string)}&lastSeq=0`)
+    const stalledMs = 400
+    await delay(stalledMs)
+    t.equal(alice.frames.length, 0, 'B answers nothing while A has not confirmed (the fence waits)')
+    stall.release()
+    const established = await alice.next('connection_established')
+    const resumed = await alice.next((f) => f.type === 'resumed' || f.type === 'resume_failed')
+    t.equal(established.payload.connectionId, hello.payload.connectionId, 'the same session, on B')
+    t.match(resumed, { type: 'resumed', payload: { replayed: 3, lastSeq: 3 } }, 'resumed after replaying the three')
+    t.equal(resumed.payload.gap, undefined, 'no gap')
+    t.ok(Date.now() - started >= stalledMs, 'answered only after A caught up')
+    t.same(heard(alice.frames), [{ seq: 1, n: 1 }, { seq: 2, n: 2 }, { seq: 3, n: 3 }], 'the three, numbered by A, replayed before resumed, once, in order')
+
+    // After the claim, B numbers on; A no longer takes the session's events.
+    sender.send({ type: 'say', id: 's4', payload: { room: 'lobby', n: 4 } })
+    await waitFor(() => heard(alice.frames).length === 4, 5000, 'the next message')
+    await delay(100)
+    t.same(heard(alice.frames).slice(3), [{ seq: 4, n: 4 }], 'the next one live, seq 4, once')
+    t.same(carol.frames.map((f) => f.type), ['connection_established', 'joined', 'heard', 'heard', 'heard', 'heard'], 'the other member got the four messages and nothing else')
+    t.same([...sender.frames, ...alice.frames].filter((f) => !['connection_established', 'joined', 'said', 'heard', 'resumed'].includes(f.type)), [], 'no stray frame anywhere')
+  })
+
+  t.test('the fence unanswered within storeTimeoutMs: resume_failed unavailable, and the session stays with its owner', async (t) => {
+    const a = await instance(redis, 'A4', 'x4:')
+    const b = await instance(redis, 'B4', 'x4:', 500)
+    const c = await instance(redis, 'C4', 'x4:')
+    t.teardown(async () => { await a.app.close(); await b.app.close(); await c.app.close() })
+    const sender = await connect(`${c.url}?user=bob`)
+    const alice = await connect(`${a.url}?user=alice`)
+    t.teardown(() => { sender.ws.terminate(); alice.ws.terminate() })
+    const hello = await alice.next('connection_established')
+    const token = encodeURIComponent(hello.payload.resume.token as string)
+    await joined(alice, 'lobby')
+    await delay(100)
+    alice.ws.terminate()
+    await waitFor(() => (a.app.wsRouter.getStats().resume?.parked ?? 0) === 1, 5000, 'parked')
+    const stall = stallSubscriber(a.adapter)
+    sender.send({ type: 'say', id: 's1', payload: { room: 'lobby', n: 1 } })
+    await sender.next((f) => f.id === 's1')
+
+    const started = Date.now()
+    const onB = await connect(`${b.url}?user=alice&resume=${token}&lastSeq=0`)
+    t.teardown(() => onB.ws.terminate())
+    const established = await onB.next('connection_established')
+    const failed = await onB.next((f) => f.type === 'resumed' || f.type === 'resume_failed')
+    const elapsed = Date.now() - started
+    t.not(established.payload.connectionId, hello.payload.connectionId, 'a fresh session on B')
+    t.match(failed, { type: 'resume_failed', payload: { reason: 'unavailable', code: 'BROKER_UNAVAILABLE' } })
+    t.ok(elapsed >= 450 && elapsed < 3000, `answered after the 500 ms bound, not before and never a hang (${elapsed} ms)`)
+    t.equal(b.app.wsRouter.getStats().resume?.failed.unavailable, 1, 'counted as unavailable')
+
+    // A catches up; the session was never taken from it: a resume on A replays the message.
+    stall.release()
+    await waitFor(() => (a.app.wsRouter.getStats().resume?.parked ?? 0) === 1, 5000, 'still parked on A')
+    await delay(100)
+    const onA = await connect(`${a.url}?user=alice&resume=${token}&lastSeq=0`)
+    t.teardown(() => onA.ws.terminate())
+    t.equal((await onA.next('connection_established')).payload.connectionId, hello.payload.connectionId, 'the same session, on A')
+    t.match(await onA.next((f) => f.type === 'resumed' || f.type === 'resume_failed'), { type: 'resumed', payload: { replayed: 1 } })
+    t.same(heard(onA.frames), [{ seq: 1, n: 1 }], 'the message A held, replayed')
   })
 
   t.test('Redis down during a resume: resume_failed with reason unavailable and BROKER_UNAVAILABLE, a fresh session, within a bound', async (t) => {

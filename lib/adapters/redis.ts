@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { ChainableCommander, Cluster, Redis } from 'ioredis'
 import { createRedisClients, type RedisClient } from './redis-clients.js'
-import type { AdapterHost, FailedTarget, FanoutTarget, PublishMeta, RemoteOutcome, RoomMember } from '../adapter.js'
+import type { AdapterHost, FailedTarget, FanoutTarget, FenceRequest, PublishMeta, RemoteOutcome, RoomMember } from '../adapter.js'
 import { MemoryAdapter } from './memory.js'
 import { FST_WSR_BROKER_UNAVAILABLE, RemoteFailure } from '../errors.js'
 
@@ -76,6 +76,36 @@ interface Header {
   m?: string
 }
 
+/**
+ * Issue 12 (fence): a fence marker, published by an instance resuming a
+ * session on each channel that names the session, behind every frame
+ * published there so far. Only the addressed owner acts on it, once all
+ * `n` markers of fence `f` have reached it. It carries no frame.
+ */
+interface FenceMarker {
+  /** the instance that asks (it gets the answer on its receipt channel) */
+  o: string
+  /** the fence id */
+  f: string
+  /** the owner asked */
+  w: string
+  /** the session */
+  s: string
+  /** how many channels carry a marker of this fence */
+  n: number
+}
+
+/** A fence's answer, on the asking instance's receipt channel: the owner's last seq of the session. */
+interface FenceAnswer {
+  f: string
+  seq: number
+}
+
+/** Fences whose markers are still arriving here are forgotten after this long (the asker gave up by then). */
+const FENCE_FORGET_MS = 30_000
+/** At most this many fences half-received at once; past it the oldest is forgotten. */
+const MAX_OPEN_FENCES = 1024
+
 interface Receipt {
   r: string
   i: string
@@ -133,6 +163,10 @@ export class RedisAdapter extends MemoryAdapter {
   private readonly staleEntries = new Map<string, Set<string>>()
   /** Issue 12 (resume-redis): subscribe commands not answered yet, for settled(). */
   private readonly subscribing = new Set<Promise<unknown>>()
+  /** Issue 12 (fence): fences this instance asked for, waiting for the owner's answer. */
+  private readonly pendingFences = new Map<string, { timer: NodeJS.Timeout, resolve: (seq: number | null) => void }>()
+  /** Issue 12 (fence): fences addressed here → markers received so far, and when the first came. */
+  private readonly openFences = new Map<string, { received: number, at: number }>()
 
   constructor (options: RedisAdapterOptions) {
     super()
@@ -523,7 +557,7 @@ export class RedisAdapter extends MemoryAdapter {
       this.publishFailures++
       return { instances: 0, error: BROKER_UNAVAILABLE }
     }
-    const channel = target.kind === 'room' ? this.roomChannel(target.room) : target.kind === 'user' ? this.userChannel(target.userId) : this.allChannel
+    const channel = this.channelOf(target)
     const header: Header = { o: this.instanceId, t: meta.type }
     if (target.except !== undefined) header.e = target.except
     if (meta.droppable) header.d = 1
@@ -550,6 +584,69 @@ export class RedisAdapter extends MemoryAdapter {
     return { ...outcome, error: SUBSCRIPTION_MISSING }
   }
 
+  private channelOf (target: FanoutTarget): string {
+    return target.kind === 'room' ? this.roomChannel(target.room) : target.kind === 'user' ? this.userChannel(target.userId) : this.allChannel
+  }
+
+  /**
+   * Issue 12 (fence): a marker on the channel of each target, behind every
+   * frame published there so far (one subscriber gets one channel's
+   * messages in publish order, sharded or not), then the owner's answer:
+   * it sends it once every marker reached it, so it has handed over every
+   * earlier frame for the session. Null when no answer came in time.
+   */
+  async fence (request: FenceRequest, timeoutMs: number): Promise<number | null> {
+    if (this.pub.status !== 'ready') throw new Error('redis adapter: Redis cannot be reached; the fence was not sent')
+    const fenceId = randomBytes(8).toString('hex')
+    const channels = [...new Set(request.targets.map((target) => this.channelOf(target)))]
+    const marker: FenceMarker = { o: this.instanceId, f: fenceId, w: request.instanceId, s: request.sessionId, n: channels.length }
+    const message = `${JSON.stringify(marker)}\n`
+    const answered = new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingFences.delete(fenceId)
+        resolve(null)
+      }, timeoutMs)
+      this.pendingFences.set(fenceId, { timer, resolve })
+    })
+    try {
+      await Promise.all(channels.map(async (channel) => await (this.sharded ? this.pub.spublish(channel, message) : this.pub.publish(channel, message))))
+    } catch (err) {
+      const pending = this.pendingFences.get(fenceId)
+      if (pending !== undefined) clearTimeout(pending.timer)
+      this.pendingFences.delete(fenceId)
+      this.publishFailures++
+      this.failing(err)
+      throw new Error('redis adapter: the fence could not be published', { cause: err })
+    }
+    return await answered
+  }
+
+  /** A fence marker: counted when it is addressed here; the last one is answered once the router dealt with the session. */
+  private onFenceMarker (marker: FenceMarker): void {
+    if (marker.w !== this.instanceId || this.host === null) return
+    const now = Date.now()
+    const open = this.openFences.get(marker.f) ?? { received: 0, at: now }
+    open.received++
+    if (open.received < marker.n) {
+      this.openFences.set(marker.f, open)
+      for (const [fenceId, { at }] of this.openFences) {
+        if (at > now - FENCE_FORGET_MS && this.openFences.size <= MAX_OPEN_FENCES) break
+        this.openFences.delete(fenceId)
+      }
+      return
+    }
+    this.openFences.delete(marker.f)
+    const settled = this.host.fenced?.(marker.s) ?? Promise.resolve(0)
+    settled.then((seq) => {
+      const answer: FenceAnswer = { f: marker.f, seq }
+      const channelName = `${this.prefix}rcpt:${marker.o}`
+      const text = JSON.stringify(answer)
+      this.write((redis) => this.sharded ? redis.spublish(channelName, text) : redis.publish(channelName, text))
+    }, (err: unknown) => {
+      this.host?.log.warn({ err, sessionId: marker.s, instanceId: this.instanceId }, 'redis adapter: a resume fence could not be answered')
+    })
+  }
+
   private awaitReceipts (receiptId: string, expected: number): Promise<RemoteOutcome> {
     return new Promise((resolve) => {
       const pending: PendingReceipt = {
@@ -574,10 +671,14 @@ export class RedisAdapter extends MemoryAdapter {
     }
     const newline = message.indexOf('\n')
     if (newline === -1) return
-    let header: Header
+    let header: Header | FenceMarker
     try {
-      header = JSON.parse(message.slice(0, newline)) as Header
+      header = JSON.parse(message.slice(0, newline)) as Header | FenceMarker
     } catch {
+      return
+    }
+    if ('f' in header) {
+      this.onFenceMarker(header)
       return
     }
     if (header.o === this.instanceId || this.host === null) return
@@ -603,10 +704,18 @@ export class RedisAdapter extends MemoryAdapter {
   }
 
   private onReceipt (message: string): void {
-    let receipt: Receipt
+    let receipt: Receipt | FenceAnswer
     try {
-      receipt = JSON.parse(message) as Receipt
+      receipt = JSON.parse(message) as Receipt | FenceAnswer
     } catch {
+      return
+    }
+    if ('f' in receipt) {
+      const fence = this.pendingFences.get(receipt.f)
+      if (fence === undefined) return
+      clearTimeout(fence.timer)
+      this.pendingFences.delete(receipt.f)
+      fence.resolve(typeof receipt.seq === 'number' ? receipt.seq : 0)
       return
     }
     const pending = this.pendingReceipts.get(receipt.r)
@@ -653,6 +762,12 @@ export class RedisAdapter extends MemoryAdapter {
       this.pendingReceipts.delete(receiptId)
       pending.resolve(receiptOutcome(pending))
     }
+    for (const [fenceId, fence] of this.pendingFences) {
+      clearTimeout(fence.timer)
+      this.pendingFences.delete(fenceId)
+      fence.resolve(null)
+    }
+    this.openFences.clear()
     if (this.pub.status === 'ready') {
       // One pipeline per slot: the presence keys share one; each room's member set has its own.
       const leaving: Array<Promise<unknown>> = [

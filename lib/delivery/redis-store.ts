@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import { createCommandClient, type RedisClient } from '../adapters/redis-clients.js'
 import { FST_WSR_INVALID_OPTION, FST_WSR_STORE_UNAVAILABLE } from '../errors.js'
-import type { ClaimRefusal, ClaimResult, ResumeEvent, ResumeSession, ResumeStore, ResumeStoreCounts, ResumeStoreLimits } from './store.js'
+import type { ClaimRefusal, ClaimResult, PeekedSession, ResumeEvent, ResumeSession, ResumeStore, ResumeStoreCounts, ResumeStoreLimits } from './store.js'
 
 /**
  * Resumable delivery across instances: the session streams in Redis, so a
@@ -310,11 +310,15 @@ export class RedisResumeStore implements ResumeStore {
     return { ok: true, rooms: parseRooms(answer[1]), lastSeq: Number(answer[2]), firstSeq: Number(answer[3]) }
   }
 
-  /** The rooms of a parked session this user may claim with this secret, without taking it; null otherwise. */
-  async peek (sessionId: string, secretHash: string, userId: string): Promise<{ readonly rooms: readonly string[] } | null> {
-    const [user, hash, state, rooms] = await this.run(async () => await this.client.hmget(this.hashKey(sessionId), 'u', 'h', 'st', 'r'))
-    if (user !== userId || hash === null || state !== 'p' || !sameSecret(hash, secretHash)) return null
-    return { rooms: parseRooms(rooms ?? undefined) }
+  /** A parked session this user may claim with this secret (its rooms and owner), without taking it; null otherwise. */
+  async peek (sessionId: string, secretHash: string, userId: string): Promise<PeekedSession | null> {
+    return await this.run(async () => {
+      const [user, hash, state, rooms, owner] = await this.client.hmget(this.hashKey(sessionId), 'u', 'h', 'st', 'r', 'o')
+      if (user !== userId || hash === null || state !== 'p' || owner === null || !sameSecret(hash, secretHash)) return null
+      // The owner's liveness key lives on another slot: a second command.
+      const ownerAlive = await this.client.exists(this.ownerKey(owner)) === 1
+      return { rooms: parseRooms(rooms ?? undefined), owner, ownerAlive }
+    })
   }
 
   async read (sessionId: string, afterSeq: number, limit: number): Promise<readonly ResumeEvent[]> {

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
-import type { FanoutTarget } from '../adapter.js'
 import type { Connection } from '../connection.js'
 import type { Identity } from '../identity.js'
 import { CloseCode, ResumeFailure, SendFailure } from '../errors.js'
 import { SENT, failure, writeNow, exceedsBytes, type Handover, type SendLimits, type SendResult } from '../send.js'
-import type { ClaimResult, ResumeStore } from './store.js'
+import type { ClaimResult, PeekedSession, ResumeStore } from './store.js'
 import { Session, numbered } from './session.js'
 import { issueToken, readToken } from './token.js'
 import { ResumeCounters, type ResumeFailReason, type ResumeStatsSnapshot } from './counters.js'
@@ -72,6 +71,13 @@ export interface DeliveryHost {
   addConnection: (connectionId: string, userId: string) => void
   /** Resolves once the adapter's subscriptions asked for so far are active. */
   settled: () => Promise<void>
+  /**
+   * Fence the owner of a session (the adapter's `fence`): resolves with the
+   * owner's last seq once it has dealt with every event published before
+   * for the session's targets; null when it did not answer in time;
+   * undefined when the adapter cannot fence.
+   */
+  fence: (owner: string, sessionId: string, userId: string, rooms: readonly string[], timeoutMs: number) => Promise<number | null | undefined>
 }
 
 /** Frames that are never numbered: the session's own control frames and answers without an id. */
@@ -132,8 +138,9 @@ export class ResumeEngine {
     const { token, secretHash } = issueToken(conn.id)
     const session = new Session(conn, 0)
     this.sessions.set(conn.id, session)
-    this.store.create({ sessionId: conn.id, userId: conn.userId, secretHash, owner: this.owner }, this.settings.windowMs)
-      .catch((err: unknown) => this.storeFailed(session, 'create', err))
+    const created = this.store.create({ sessionId: conn.id, userId: conn.userId, secretHash, owner: this.owner }, this.settings.windowMs)
+    session.lastStoreCall = created
+    created.catch((err: unknown) => this.storeFailed(session, 'create', err))
     return { token, windowMs: this.settings.windowMs }
   }
 
@@ -158,9 +165,20 @@ export class ResumeEngine {
     return session === undefined ? undefined : this.deliver(session, text, droppable, mid)
   }
 
-  /** resume-redis: a must-deliver fan-out handed over here; remembered briefly when the store is shared (arrivals.ts). */
-  remember (target: FanoutTarget, text: string, mid: string): void {
-    if (this.store.peek !== undefined) this.arrivals.remember(target, text, mid)
+  /**
+   * resume-redis (fence): another instance resuming this session asks
+   * whether everything handed over here for it is in the store. Every event
+   * handed over so far has been numbered and its append made (the adapter
+   * hands frames over in the order they arrive); the store applies one
+   * session's calls in order, so once the last one settled, all have.
+   * Resolves with the last seq as it was when asked (0: not held here).
+   */
+  async settled (sessionId: string): Promise<number> {
+    const session = this.sessions.get(sessionId)
+    if (session === undefined) return 0
+    const lastSeq = session.lastSeq
+    await session.lastStoreCall?.catch(noop)
+    return lastSeq
   }
 
   /** Whether a single send of this frame is numbered. */
@@ -190,8 +208,9 @@ export class ResumeEngine {
     const framed = numbered(text, seq)
     if (exceedsBytes(framed, this.limits.maxOutboundBytes)) return SendFailure.TOO_LARGE
     session.lastSeq = seq
-    this.store.append(session.id, this.owner, [mid === undefined ? { seq, text: framed } : { seq, text: framed, mid }])
-      .then((ok) => { if (!ok) this.storeRefused(session) }, (err: unknown) => this.storeFailed(session, 'append', err))
+    const appended = this.store.append(session.id, this.owner, [mid === undefined ? { seq, text: framed } : { seq, text: framed, mid }])
+    session.lastStoreCall = appended
+    appended.then((ok) => { if (!ok) this.storeRefused(session) }, (err: unknown) => this.storeFailed(session, 'append', err))
     const conn = session.conn
     if (session.state !== 'live' || conn === null) return 'BUFFERED'
     const outcome = writeNow(conn, framed, this.limits, false)
@@ -230,8 +249,9 @@ export class ResumeEngine {
     session.expiresAt = now + this.settings.windowMs
     session.graceAt = now + this.settings.agentGraceMs
     this.parked.add(session)
-    this.store.park(session.id, this.owner, this.host.roomsOf(session.id), this.settings.windowMs)
-      .then((ok) => { if (!ok) this.storeRefused(session) }, (err: unknown) => this.storeFailed(session, 'park', err))
+    const parked = this.store.park(session.id, this.owner, this.host.roomsOf(session.id), this.settings.windowMs)
+    session.lastStoreCall = parked
+    parked.then((ok) => { if (!ok) this.storeRefused(session) }, (err: unknown) => this.storeFailed(session, 'park', err))
     while (this.parked.size > this.settings.maxSessions) {
       this.counters.evicted++
       this.end(this.parked.values().next().value as Session, true)
@@ -291,7 +311,17 @@ export class ResumeEngine {
     try {
       // resume-redis: with a shared store, join the session's rooms before taking it (arrivals.ts), also when a
       // copy is held here: another instance may have claimed it since, and this copy be stale.
-      await this.joinFirst(presented.sessionId, presented.secretHash, userId)
+      const peeked = await this.joinFirst(presented.sessionId, presented.secretHash, userId)
+      // Then the owner confirms it has dealt with every event published before the join (the fence).
+      if (peeked !== null && peeked.owner !== this.owner && peeked.ownerAlive) {
+        const fenced = await this.host.fence(peeked.owner, presented.sessionId, userId, peeked.rooms, this.settings.storeTimeoutMs)
+        if (fenced === null) {
+          this.leaveFirst(presented.sessionId)
+          this.host.log.warn({ sessionId: presented.sessionId, owner: peeked.owner, timeoutMs: this.settings.storeTimeoutMs, environment: this.host.environment }, 'resume failed: the instance holding the session did not confirm its events in time; the session stays with it')
+          return { ok: false, reason: 'unavailable' }
+        }
+        if (fenced !== undefined) this.arrivals.fenced(presented.sessionId, fenced)
+      }
       claimed = await withTimeout(this.store.claim(presented.sessionId, presented.secretHash, userId, this.owner), this.settings.storeTimeoutMs)
     } catch (err) {
       this.leaveFirst(presented.sessionId)
@@ -320,15 +350,16 @@ export class ResumeEngine {
    * it), hold what arrives for it, and wait for the subscriptions, so that
    * no event falls between the old owner's last append and this instance.
    */
-  private async joinFirst (sessionId: string, secretHash: string, userId: string): Promise<void> {
-    if (this.store.peek === undefined) return
+  private async joinFirst (sessionId: string, secretHash: string, userId: string): Promise<PeekedSession | null> {
+    if (this.store.peek === undefined) return null
     const peeked = await withTimeout(this.store.peek(sessionId, secretHash, userId), this.settings.storeTimeoutMs)
     // Not claimable by this user: the claim says why.
-    if (peeked === null) return
-    this.arrivals.open(sessionId, userId, peeked.rooms)
+    if (peeked === null) return null
+    this.arrivals.open(sessionId)
     this.host.addConnection(sessionId, userId)
     for (const room of peeked.rooms) this.host.join(sessionId, room)
     await withTimeout(this.host.settled(), this.settings.storeTimeoutMs)
+    return peeked
   }
 
   /** resume-redis: the claim from another instance failed: out of the rooms joined for it. */

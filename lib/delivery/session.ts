@@ -31,6 +31,8 @@ export class Session {
   released = false
   /** A store call failed for this session (logged once). */
   storeFailed = false
+  /** The last store call made for it (calls take effect in order): a fence waits for it. */
+  lastStoreCall: Promise<unknown> | null = null
 
   constructor (conn: Connection, lastSeq: number) {
     this.id = conn.id

@@ -72,6 +72,16 @@ export type ClaimResult =
   }
   | { readonly ok: false, readonly reason: ClaimRefusal }
 
+/** What `peek` tells of a parked session without taking it. */
+export interface PeekedSession {
+  /** The rooms the session was in when it was parked. */
+  readonly rooms: readonly string[]
+  /** The instance that owns it (appends its events). */
+  readonly owner: string
+  /** Whether the owner is alive (a claim of a session whose owner stopped answers `expired`). */
+  readonly ownerAlive: boolean
+}
+
 /** Counts for `getStats().resume.store`; each store reports what it can know. */
 export interface ResumeStoreCounts {
   /** Sessions held, live and parked. */
@@ -143,13 +153,15 @@ export interface ResumeStore {
   drop: (sessionId: string, owner: string) => Promise<void>
 
   /**
-   * resume-redis: the rooms of a parked session that this user, with this
-   * secret, may claim, without taking it (null otherwise). A store shared by
+   * resume-redis: a parked session that this user, with this secret, may
+   * claim, read without taking it (null otherwise): its rooms, the instance
+   * that owns it, and whether that instance is alive. A store shared by
    * several instances has it: an instance resuming a session another one
-   * holds joins its rooms before it claims, so no event falls in between
-   * (see lib/delivery/arrivals.ts). A store inside one instance leaves it out.
+   * holds joins its rooms and fences the owner before it claims, so no
+   * event falls in between (see lib/delivery/arrivals.ts). A store inside
+   * one instance leaves it out.
    */
-  peek?: (sessionId: string, secretHash: string, userId: string) => Promise<{ readonly rooms: readonly string[] } | null>
+  peek?: (sessionId: string, secretHash: string, userId: string) => Promise<PeekedSession | null>
 
   /** Counts for the stats snapshot; synchronous, from what the store holds locally. */
   counts: () => ResumeStoreCounts
