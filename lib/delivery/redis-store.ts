@@ -59,6 +59,7 @@ interface ScriptClient {
   wsrResumeDrop: (hash: string, stream: string, owner: string) => Promise<number>
   wsrResumePark: (hash: string, stream: string, owner: string, rooms: string, ttlMs: number) => Promise<number>
   wsrResumeClaim: (hash: string, stream: string, secretHash: string, userId: string, newOwner: string, expectedOwner: string, ownerGone: string) => Promise<string[]>
+  wsrResumePeek: (hash: string) => Promise<Array<string | null>>
 }
 
 // Milliseconds on Redis's own clock: every instance compares expiries against one clock.
@@ -131,6 +132,18 @@ redis.call('HSET', h, 'st', 'p', 'r', ARGV[2], 'x', now + ttl)
 redis.call('PEXPIRE', h, 2 * ttl)
 redis.call('PEXPIRE', s, ttl)
 return 1`
+
+/**
+ * KEYS: hash. Answers {user, secret hash, rooms, owner} of a parked session
+ * whose window has not passed (on Redis's clock, as the claim checks it),
+ * an empty list otherwise.
+ */
+const PEEK = `
+local v = redis.call('HMGET', KEYS[1], 'u', 'h', 'st', 'x', 'r', 'o')
+if v[3] ~= 'p' or v[1] == false or v[2] == false or v[6] == false then return {} end
+${NOW}
+if tonumber(v[4]) <= now then return {} end
+return {v[1], v[2], v[5] or '[]', v[6]}`
 
 /**
  * KEYS: hash, stream. ARGV: secretHash, userId, newOwner, expectedOwner
@@ -210,6 +223,7 @@ export class RedisResumeStore implements ResumeStore {
     this.client.defineCommand('wsrResumePark', { numberOfKeys: 2, lua: PARK })
     this.client.defineCommand('wsrResumeClaim', { numberOfKeys: 2, lua: CLAIM })
     this.client.defineCommand('wsrResumeDrop', { numberOfKeys: 2, lua: DROP })
+    this.client.defineCommand('wsrResumePeek', { numberOfKeys: 1, lua: PEEK })
     this.scripts = this.client as unknown as ScriptClient
     this.heartbeatTimer = setInterval(() => { this.heartbeat() }, this.heartbeatMs)
     this.heartbeatTimer.unref()
@@ -310,11 +324,15 @@ export class RedisResumeStore implements ResumeStore {
     return { ok: true, rooms: parseRooms(answer[1]), lastSeq: Number(answer[2]), firstSeq: Number(answer[3]) }
   }
 
-  /** A parked session this user may claim with this secret (its rooms and owner), without taking it; null otherwise. */
+  /**
+   * A parked session this user may claim with this secret (its rooms and
+   * owner), without taking it; null otherwise, and once its window passed
+   * (the claim then answers `expired`).
+   */
   async peek (sessionId: string, secretHash: string, userId: string): Promise<PeekedSession | null> {
     return await this.run(async () => {
-      const [user, hash, state, rooms, owner] = await this.client.hmget(this.hashKey(sessionId), 'u', 'h', 'st', 'r', 'o')
-      if (user !== userId || hash === null || state !== 'p' || owner === null || !sameSecret(hash, secretHash)) return null
+      const [user, hash, rooms, owner] = await this.scripts.wsrResumePeek(this.hashKey(sessionId))
+      if (user !== userId || typeof hash !== 'string' || typeof owner !== 'string' || !sameSecret(hash, secretHash)) return null
       // The owner's liveness key lives on another slot: a second command.
       const ownerAlive = await this.client.exists(this.ownerKey(owner)) === 1
       return { rooms: parseRooms(rooms ?? undefined), owner, ownerAlive }

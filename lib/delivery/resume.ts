@@ -92,7 +92,7 @@ const FAILURE_CODES: Record<ResumeFailReason, { code: ResumeFailure, message: st
   forbidden: { code: ResumeFailure.RESUME_FORBIDDEN, message: 'This resume token belongs to another user: a fresh session was started' },
   busy: { code: ResumeFailure.RESUME_BUSY, message: 'Another connection holds or is resuming this session: a fresh session was started' },
   invalid_seq: { code: ResumeFailure.INVALID_RESUME_SEQ, message: 'lastSeq is not a seq this session sent: a fresh session was started' },
-  unavailable: { code: ResumeFailure.BROKER_UNAVAILABLE, message: 'The resume store could not be reached: a fresh session was started' }
+  unavailable: { code: ResumeFailure.BROKER_UNAVAILABLE, message: 'The resume store, or the instance holding the session, did not answer in time: a fresh session was started' }
 }
 
 /** How often an event counted but not yet readable is waited for (20 ms each) before it is a gap. */
