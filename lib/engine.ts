@@ -17,7 +17,7 @@ import { closeStuck, sendFrame, type OutboundOptions } from './outbound.js'
 import { HandlerRegistry, type MessageHandler, type RouteOptions } from './registry.js'
 import type { WsSchema } from './schema.js'
 import { failure, type SendResult } from './send.js'
-import { shutdown } from './shutdown.js'
+import { goAway, shutdown } from './shutdown.js'
 import { accept, acceptOrResume, adopt, releaseConnection, startReading } from './socket-events.js'
 import { ResumeEngine, type DeliveryHost } from './delivery/resume.js'
 
@@ -157,6 +157,8 @@ function deliveryHost (engine: Engine): DeliveryHost {
     releaseConnection: (conn) => releaseConnection(engine, conn),
     forgetConnection: (connectionId) => adapter.removeConnection(connectionId),
     abandonAdmission: (userId) => engine.admissions.remove(userId),
+    get closing () { return engine.closing },
+    goAway: (socket) => goAway(engine, socket),
     // resume-redis: a resume from another instance joins first
     addConnection: (connectionId, userId) => adapter.addConnection(connectionId, userId),
     settled: async () => { await adapter.settled?.() },

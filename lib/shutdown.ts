@@ -1,3 +1,4 @@
+import type { WebSocket } from 'ws'
 import type { RouterCore } from './core.js'
 import { closeConnection } from './closing.js'
 import { CloseCode } from './errors.js'
@@ -56,4 +57,20 @@ export async function shutdown (core: RouterCore): Promise<void> {
   })
   await core.delivery?.close()
   await core.adapter.close()
+}
+
+/**
+ * Shutdown, for a socket that was never adopted (resume, issue 12: its
+ * claim was decided after shutdown began): 1001 like every connection, and
+ * terminated if it has not closed after `shutdownGraceMs`, so that it
+ * cannot hold the server's close.
+ */
+export function goAway (core: RouterCore, socket: WebSocket): void {
+  if (socket.readyState === CLOSED) return
+  const timer = setTimeout(() => socket.terminate(), core.config.shutdownGraceMs)
+  timer.unref()
+  socket.once('close', () => clearTimeout(timer))
+  socket.close(CloseCode.GOING_AWAY, 'server shutting down')
+  // A resuming socket is paused until its claim is decided: read the peer's close frame (and drop whatever came before it).
+  socket.resume()
 }

@@ -10,6 +10,7 @@ import { startHeartbeat, stopHeartbeat } from './liveness.js'
 import { ignoreOutcome, sendFrameThen } from './outbound.js'
 import type { RouterCore } from './core.js'
 import type { QueuedFrame, ResumeGreeting } from './delivery/resume.js'
+import { kRequestConnection } from './symbols.js'
 
 /**
  * Socket wiring: a new socket is adopted (its listeners attached
@@ -25,6 +26,10 @@ const kHost = Symbol('fastify-ws-router.router')
 interface RoutedSocket extends WebSocket {
   [kConnection]: Connection
   [kHost]: PipelineHost
+}
+
+interface AdoptedRequest extends FastifyRequest {
+  [kRequestConnection]?: Connection
 }
 
 const CLOSING = 2
@@ -68,6 +73,8 @@ export function adopt (host: PipelineHost, socket: WebSocket, request: FastifyRe
   const routed = socket as RoutedSocket
   routed[kConnection] = conn
   routed[kHost] = host
+  // request.checkConnection() reads this: set here, so a resumed connection has it too.
+  ;(request as AdoptedRequest)[kRequestConnection] = conn
   socket.on('pong', onSocketPong)
   socket.on('ping', onSocketPing)
   socket.on('close', onSocketClose)

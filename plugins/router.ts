@@ -16,7 +16,7 @@ import { compileOrigins, extractToken, refusal, RefusalReason, selectProtocol, t
 import { allowsDemoIdentity } from '../lib/environment.js'
 import { buildConfig, type Identity, type RouterConfig, type WsRouterOptions } from '../lib/options.js'
 import { WsRouter } from '../lib/router.js'
-import { kEngine } from '../lib/symbols.js'
+import { kEngine, kRequestConnection } from '../lib/symbols.js'
 import { redactNotFoundUrl, redactRequestLogs, redactUrl } from '../lib/redact.js'
 import { registerHealth, registerMetrics, registerTracing } from './observability.js'
 import type { Connection } from '../lib/connection.js'
@@ -44,14 +44,13 @@ declare module 'fastify' {
   }
 }
 
-const kConnection = Symbol('fastify-ws-router.request-connection')
 const kRouter = Symbol('fastify-ws-router.router')
 const kRedacting = Symbol('fastify-ws-router.redacting')
 const kIdentity = Symbol('fastify-ws-router.identity')
 const kAccepted = Symbol('fastify-ws-router.accepted')
 
 interface RouterRequest extends FastifyRequest {
-  [kConnection]?: Connection
+  [kRequestConnection]?: Connection
 }
 
 /** Admission state lives on the raw request, which the hook and the handler share. */
@@ -71,7 +70,7 @@ const NO_SOCKET: ConnectionStatus = Object.freeze({
 })
 
 function checkConnection (this: FastifyRequest): ConnectionStatus {
-  const conn = (this as RouterRequest)[kConnection]
+  const conn = (this as RouterRequest)[kRequestConnection]
   return conn === undefined ? NO_SOCKET : conn.status()
 }
 
@@ -321,8 +320,9 @@ async function wsRouterPlugin (fastify: FastifyInstance, options: WsRouterOption
       const raw = request.raw as RouterRawRequest
       const identity = raw[kIdentity] as Identity
       raw[kAccepted] = true
-      // Resume (issue 12): a resuming client is adopted once its claim is decided
-      ;(request as RouterRequest)[kConnection] = engine.acceptOrResume(socket, request, identity)
+      // Resume (issue 12): a resuming client is adopted once its claim is decided;
+      // adopting links the connection to the request (request.checkConnection()).
+      engine.acceptOrResume(socket, request, identity)
     }
   })
 

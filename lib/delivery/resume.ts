@@ -66,6 +66,10 @@ export interface DeliveryHost {
   forgetConnection: (connectionId: string) => void
   /** A resuming socket closed before it was adopted: release its admission. */
   abandonAdmission: (userId: string) => void
+  /** Whether the router's shutdown has begun (`app.close()`): a resume decided from then on is not adopted. */
+  readonly closing: boolean
+  /** Shutdown: close a socket that was never adopted with 1001, as every connection is (terminated if it does not answer). */
+  goAway: (socket: WebSocket) => void
   // resume-redis: a claim from another instance joins the session's rooms before it claims.
   /** Register a connection id with the adapter (rooms and user targets name it from now on). */
   addConnection: (connectionId: string, userId: string) => void
@@ -116,6 +120,8 @@ export class ResumeEngine {
   private closed = false
   /** resume-redis: sessions being claimed from another instance, and what their old owner stored. */
   private readonly arrivals = new Arrivals()
+  /** Resumes not decided yet: `close` waits for them, so that a session they claimed is parked again before the store closes. */
+  private readonly pending = new Set<Promise<void>>()
   private mids = 0
 
   constructor (settings: ResumeSettings, host: DeliveryHost, limits: SendLimits, owner: string | undefined) {
@@ -282,25 +288,33 @@ export class ResumeEngine {
     socket.removeAllListeners('error')
     socket.on('error', onSocketError)
     socket.pause()
-    this.claim(asked, identity.userId).then((claimed) => {
+    const decided = this.claim(asked, identity.userId).then(async (claimed) => {
       socket.off('message', onMessage)
       socket.off('close', onClose)
-      socket.off('error', onSocketError)
-      if (gone || socket.readyState !== 1) {
+      if (gone || socket.readyState !== 1 || this.host.closing) {
+        // Not adopted: the client left meanwhile, or shutdown began (app.close()) and it goes away
+        // like every connection, once its session is parked again (it may resume elsewhere).
         this.host.abandonAdmission(identity.userId)
-        if (claimed.ok) this.reparkUnadopted(readToken(asked.token)?.sessionId as string, identity.userId, claimed)
+        const reparked = claimed.ok ? this.reparkUnadopted(readToken(asked.token)?.sessionId as string, identity.userId, claimed) : undefined
+        if (!gone && socket.readyState === 1) this.host.goAway(socket)
+        await reparked
         return
       }
+      // adopt() replaces this listener with the router's own.
+      socket.off('error', onSocketError)
       if (!claimed.ok) {
         this.refuse(socket, request, identity, claimed.reason, queued)
         return
       }
       this.resumeClaimed(socket, request, identity, asked.token as string, Number(asked.lastSeq), claimed, queued)
-    }, (err: unknown) => {
-      // claim() settles every failure itself; reaching this is a bug here.
+    }).catch((err: unknown) => {
+      // claim() settles every failure itself; reaching this is a bug here (or in adopting the socket).
       this.host.log.error({ err, environment: this.host.environment }, 'resume bookkeeping failed')
       socket.terminate()
     })
+    this.pending.add(decided)
+    // (decided never rejects: the catch above ends it.)
+    decided.finally(() => this.pending.delete(decided)).catch(noop)
   }
 
   private async claim (asked: { token: unknown, lastSeq: unknown }, userId: string): Promise<ClaimOutcome> {
@@ -448,8 +462,8 @@ export class ResumeEngine {
     this.host.startReading(conn, queued)
   }
 
-  /** Claimed for a socket that closed meanwhile: parked again, as it was. */
-  private reparkUnadopted (sessionId: string, userId: string, claimed: Extract<ClaimResult, { ok: true }>): void {
+  /** Claimed for a socket that closed meanwhile (or at shutdown): parked again, as it was. Resolves once the store took it. */
+  private async reparkUnadopted (sessionId: string, userId: string, claimed: Extract<ClaimResult, { ok: true }>): Promise<void> {
     const session = this.sessions.get(sessionId)
     if (session === undefined) {
       // resume-redis: claimed from another instance, and nobody here holds it: parked, its events would be lost silently.
@@ -460,7 +474,7 @@ export class ResumeEngine {
       return
     }
     const windowMs = Math.max(1, session.expiresAt - Date.now())
-    this.store.park(sessionId, this.owner, claimed.rooms, windowMs).catch(noop)
+    await this.store.park(sessionId, this.owner, claimed.rooms, windowMs).catch(noop)
   }
 
   /**
@@ -547,6 +561,8 @@ export class ResumeEngine {
     this.closed = true
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
+    // Bounded: every store call of a claim has its storeTimeoutMs.
+    await Promise.allSettled([...this.pending])
     await this.store.close()
   }
 }
