@@ -71,8 +71,10 @@ export interface AdapterHost {
    * Issue 12 (fence): every frame handed over so far has been dealt with for
    * this session (its store writes settled). Resolves with the session's
    * last seq as it was when asked, 0 when this instance does not hold it.
+   * `takeover`: a newer connection resumes it elsewhere: a live socket of
+   * the session here is closed first (4001) and the session parked.
    */
-  fenced?: (sessionId: string) => Promise<number>
+  fenced?: (sessionId: string, takeover?: boolean) => Promise<number>
   readonly log: FastifyBaseLogger
 }
 
@@ -86,6 +88,8 @@ export interface FenceRequest {
   readonly instanceId: string
   readonly sessionId: string
   readonly targets: readonly FanoutTarget[]
+  /** The session is live on the owner: it closes that socket (4001) and parks the session before answering. */
+  readonly takeover?: boolean
 }
 
 export interface RouterAdapter {

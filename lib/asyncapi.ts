@@ -44,7 +44,8 @@ const CLOSE_CODES: Record<number, string> = {
   [CloseCode.MESSAGE_TOO_BIG]: 'a frame over maxPayloadBytes: send smaller frames',
   [CloseCode.INTERNAL_ERROR]: 'too many consecutive failed frames: fix the frames',
   [CloseCode.SERVICE_RESTART]: 'after a `reconnect` frame: reconnect after retryAfterMs',
-  [CloseCode.TRY_AGAIN_LATER]: 'the client did not read fast enough: reconnect with backoff'
+  [CloseCode.TRY_AGAIN_LATER]: 'the client did not read fast enough: reconnect with backoff',
+  [CloseCode.SESSION_TAKEN_OVER]: 'with resume on: a newer connection resumed this session; do not reconnect to take it back'
 }
 
 /**

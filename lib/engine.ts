@@ -83,8 +83,8 @@ export class Engine extends RouterCore implements PipelineHost, AdapterHost {
   }
 
   /** AdapterHost (issue 12, fence): what this instance handed over for a session is settled in its store. */
-  fenced (sessionId: string): Promise<number> {
-    return this.delivery === null ? Promise.resolve(0) : this.delivery.settled(sessionId)
+  fenced (sessionId: string, takeover = false): Promise<number> {
+    return this.delivery === null ? Promise.resolve(0) : this.delivery.settled(sessionId, takeover)
   }
 
   /** The live connection object for an id. */
@@ -162,10 +162,12 @@ function deliveryHost (engine: Engine): DeliveryHost {
     // resume-redis: a resume from another instance joins first
     addConnection: (connectionId, userId) => adapter.addConnection(connectionId, userId),
     settled: async () => { await adapter.settled?.() },
-    fence: async (owner, sessionId, userId, rooms, timeoutMs) => {
+    fence: async (owner, sessionId, userId, rooms, timeoutMs, takeover) => {
       if (adapter.fence === undefined) return undefined
       const targets: FanoutTarget[] = [{ kind: 'all' }, { kind: 'user', userId }, ...rooms.map((room): FanoutTarget => ({ kind: 'room', room }))]
-      return await adapter.fence({ instanceId: owner, sessionId, targets }, timeoutMs)
-    }
+      return await adapter.fence({ instanceId: owner, sessionId, targets, takeover }, timeoutMs)
+    },
+    // Not a failure: the client is on its newer connection (closedByCode counts 4001; no log line).
+    takeOver: (conn) => { closeConnection(engine, conn, { code: CloseCode.SESSION_TAKEN_OVER, reason: 'session resumed by a newer connection', level: false }) }
   }
 }

@@ -195,7 +195,9 @@ export const CloseCode = Object.freeze({
   MESSAGE_TOO_BIG: 1009,
   INTERNAL_ERROR: 1011,
   SERVICE_RESTART: 1012,
-  TRY_AGAIN_LATER: 1013
+  TRY_AGAIN_LATER: 1013,
+  /** Resume (issue 12): a newer connection resumed this connection's session (the client is elsewhere now). */
+  SESSION_TAKEN_OVER: 4001
 } as const)
 
 // eslint-disable-next-line @typescript-eslint/no-redeclare -- a const and its value type share the name

@@ -169,3 +169,41 @@ t.test('an agent run goes on while its client is away; after the resume the iter
   await waitFor(() => s.seen.resumed.length === 1, 5000, 'resumed after the replay')
   t.ok((s.seen.resumed[0]?.replayed ?? 0) >= 3, `the run's steps made while away were replayed (${s.seen.resumed[0]?.replayed})`)
 })
+
+t.test('a newer connection takes the session over (close 4001): the SDK closes for good and does not resume it back', async (t) => {
+  const server = await startServer({ resume: true })
+  t.teardown(server.close)
+  // The token the server gave alice's SDK, read off the wire.
+  let token = ''
+  class Spy extends WebSocket {
+    constructor (url: string | URL, protocols?: string | string[]) {
+      super(url, protocols)
+      this.on('message', (data) => {
+        const frame = JSON.parse(String(data)) as { type: string, payload?: { resume?: { token: string } } }
+        if (frame.type === 'connection_established') token = frame.payload?.resume?.token ?? ''
+      })
+    }
+  }
+  const alice = createClient({ url: `${server.url}?user=alice`, WebSocket: Spy, backoff: { initialMs: 20, maxMs: 50 } })
+  t.teardown(() => alice.close())
+  const states: Array<[string, number | undefined]> = []
+  alice.on('state', (state, info) => { states.push([state, info.code]) })
+  await alice.join('room')
+  t.match(token, /\./, 'the SDK was offered a session')
+
+  const newer = new WebSocket(`${server.url}?user=alice&resume=${encodeURIComponent(token)}&lastSeq=0`)
+  t.teardown(() => newer.terminate())
+  const resumed = await new Promise<string>((resolve) => {
+    newer.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as { type: string }
+      if (frame.type === 'resumed' || frame.type === 'resume_failed') resolve(frame.type)
+    })
+  })
+  t.equal(resumed, 'resumed', 'the newer connection holds the session')
+  await waitFor(() => alice.state === 'closed', 5000, 'the SDK to close')
+  t.same(states.at(-1), ['closed', 4001], 'closed with 4001')
+  await delay(200)
+  t.equal(alice.state, 'closed', 'no reconnect, so no resume taking the session back')
+  t.equal(server.app.wsRouter.getStats().connections.open, 1, 'only the newer connection is open')
+  t.equal(server.app.wsRouter.getStats().resume?.resumed, 1, 'one resume in all')
+})

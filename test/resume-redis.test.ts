@@ -201,6 +201,40 @@ t.test('resume across instances on a real redis-server', { skip: unavailable }, 
     t.same(heard(onA.frames), [{ seq: 1, n: 1 }], 'the message A held, replayed')
   })
 
+  t.test('the newest connection takes over across instances: a resume on B while the socket on A is still open (half-open)', async (t) => {
+    const a = await instance(redis, 'A5', 'x5:')
+    const b = await instance(redis, 'B5', 'x5:')
+    t.teardown(async () => { await a.app.close(); await b.app.close() })
+    const sender = await connect(`${b.url}?user=bob`)
+    const alice = await connect(`${a.url}?user=alice`)
+    t.teardown(() => { sender.ws.terminate(); alice.ws.terminate() })
+    const hello = await alice.next('connection_established')
+    await joined(alice, 'lobby')
+    await delay(100)
+    sender.send({ type: 'say', id: 's1', payload: { room: 'lobby', n: 1 } })
+    await waitFor(() => heard(alice.frames).length === 1, 5000, 'the first message')
+    // Alice's network goes away unnoticed: her socket stops reading, A still sees it open.
+    ;(alice.ws as unknown as { _socket: { pause: () => void } })._socket.pause()
+    for (let n = 2; n <= 3; n++) {
+      sender.send({ type: 'say', id: `s${n}`, payload: { room: 'lobby', n } })
+      await sender.next((f) => f.id === `s${n}`)
+    }
+    const onB = await connect(`${b.url}?user=alice&resume=${encodeURIComponent(hello.payload.resume.token as string)}&lastSeq=1`)
+    t.teardown(() => onB.ws.terminate())
+    t.equal((await onB.next('connection_established')).payload.connectionId, hello.payload.connectionId, 'the same session, on B')
+    const resumed = await onB.next((f) => f.type === 'resumed' || f.type === 'resume_failed')
+    t.match(resumed, { type: 'resumed', payload: { replayed: 2, lastSeq: 3 } }, 'resumed, not busy')
+    t.same(heard(onB.frames), [{ seq: 2, n: 2 }, { seq: 3, n: 3 }], 'what the half-open socket did not read, replayed once, in order')
+    t.equal(a.app.wsRouter.getStats().connections.byState.CLOSING, 1, 'A is closing its socket (the peer does not read the close frame)')
+    alice.ws.terminate()
+    await waitFor(() => a.app.wsRouter.getStats().connections.open === 0, 5000, 'A\'s socket gone')
+    t.equal(a.app.wsRouter.getStats().connections.closedByCode['4001'], 1, 'A closed it with 4001')
+    t.equal(b.app.wsRouter.getStats().resume?.failed.busy, 0)
+    sender.send({ type: 'say', id: 's4', payload: { room: 'lobby', n: 4 } })
+    await waitFor(() => heard(onB.frames).length === 3, 5000, 'the next message')
+    t.same(heard(onB.frames).slice(2), [{ seq: 4, n: 4 }], 'live on B, seq 4')
+  })
+
   t.test('Redis down during a resume: resume_failed with reason unavailable and BROKER_UNAVAILABLE, a fresh session, within a bound', async (t) => {
     const a = await instance(redis, 'A2', 'x2:')
     const b = await instance(redis, 'B2', 'x2:')

@@ -145,10 +145,6 @@ t.test('resume refusals: a fresh session with a new id and token, then resume_fa
   router.join(alice.id, 'secret-room')
   await router.sendToRoom('secret-room', 'msg', { text: 'for alice only' })
 
-  // Held by its live socket: busy.
-  const busy = await refused(resumeUrl(server, 'alice', alice.token, 0))
-  t.match(busy.failed.payload, { reason: 'busy', code: 'RESUME_BUSY' })
-
   await drop(server, alice)
   await router.sendToRoom('secret-room', 'msg', { text: 'still for alice only' })
 
@@ -172,11 +168,11 @@ t.test('resume refusals: a fresh session with a new id and token, then resume_fa
   const after = await refused(resumeUrl(server, 'alice', alice.token, 0))
   t.match(after.failed.payload, { reason: 'unknown' }, 'a session ended by invalid_seq cannot be resumed')
 
-  for (const { client } of [busy, garbage, forged, mallory, future, after]) {
+  for (const { client } of [garbage, forged, mallory, future, after]) {
     await delay(20)
     t.notOk(client.frames.some((f) => JSON.stringify(f).includes('alice only')), 'no refused connection saw alice\'s events')
   }
-  t.match(router.getStats().resume?.failed, { busy: 1, unknown: 3, forbidden: 1, invalid_seq: 1 })
+  t.match(router.getStats().resume?.failed, { busy: 0, unknown: 3, forbidden: 1, invalid_seq: 1 })
 
   // Expired: the window (300 ms) passes.
   const bob = await open(server, 'bob')
@@ -213,21 +209,82 @@ t.test('events trimmed by the store bound are reported as a gap; the rest is rep
   t.equal(router.getStats().resume?.gaps, 1)
 })
 
-t.test('two connections resuming one session at once: one resumes, the other is told busy', async (t) => {
+t.test('two connections resuming one session at once: one holds it, the other is told (busy, or closed 4001 once the newer one took over)', async (t) => {
+  const server = await startServer({ resume: true })
+  t.teardown(server.close)
+  const router = server.app.wsRouter
+  for (let round = 0; round < 10; round++) {
+    const alice = await open(server, `alice${round}`)
+    await drop(server, alice, 0)
+    await router.sendTo(alice.id, 'msg', { n: 1 })
+    const [a, b] = await Promise.all([connect(resumeUrl(server, `alice${round}`, alice.token, 0)), connect(resumeUrl(server, `alice${round}`, alice.token, 0))])
+    t.teardown(() => { a.close(); b.close() })
+    const outcomes = await Promise.all([a, b].map((c) => c.next((f) => f.type === 'resumed' || f.type === 'resume_failed')))
+    const resumed = [a, b].filter((_, i) => outcomes[i]?.type === 'resumed')
+    const refused = [a, b].filter((_, i) => outcomes[i]?.type === 'resume_failed')
+    for (const loser of refused) {
+      t.match(loser.frames.find((f) => f.type === 'resume_failed')?.payload, { reason: 'busy', code: 'RESUME_BUSY' }, `round ${round}: the refused one is told busy`)
+      t.same(seqs(loser.frames), [], `round ${round}: and saw none of the session's events`)
+    }
+    if (resumed.length === 2) {
+      // Both resumed: the second took the session over, and the first was closed with 4001.
+      const closes = await Promise.race([Promise.any(resumed.map(async (c) => await c.closed)), delay(2000).then(() => null)])
+      t.match(closes, { code: 4001 }, `round ${round}: the first to resume was closed with 4001 when the newer one took over`)
+    }
+    const holders = [a, b].filter((c) => c.ws.readyState === c.ws.OPEN && outcomes[[a, b].indexOf(c)]?.type === 'resumed')
+    t.equal(holders.length, 1, `round ${round}: exactly one connection holds the session`)
+    await router.sendTo(alice.id, 'msg', { n: 2 })
+    const holder = holders[0] as TestClient
+    t.equal((await holder.next((f) => f.type === 'msg' && f.payload.n === 2)).payload.n, 2, `round ${round}: the next event reaches it`)
+    await delay(20)
+    t.equal([a, b].filter((c) => c.frames.some((f) => f.type === 'msg' && f.payload.n === 2)).length, 1, `round ${round}: and only it`)
+    a.close()
+    b.close()
+    await waitFor(() => router.getStats().connections.open === 0, 2000, 'both closed')
+  }
+})
+
+t.test('the newest connection takes over: a resume while the old socket is still open (half-open) closes it with 4001 and replays what it missed', async (t) => {
   const server = await startServer({ resume: true })
   t.teardown(server.close)
   const router = server.app.wsRouter
   const alice = await open(server, 'alice')
-  await drop(server, alice)
-  await router.sendTo(alice.id, 'msg', { n: 1 })
-  const [a, b] = await Promise.all([connect(resumeUrl(server, 'alice', alice.token, 0)), connect(resumeUrl(server, 'alice', alice.token, 0))])
-  t.teardown(() => { a.close(); b.close() })
-  const outcomes = await Promise.all([a, b].map((c) => c.next((f) => f.type === 'resumed' || f.type === 'resume_failed')))
-  t.same(outcomes.map((f) => f.type).sort(), ['resume_failed', 'resumed'])
-  const loser = outcomes.find((f) => f.type === 'resume_failed') as Frame
-  t.match(loser.payload, { reason: 'busy' })
-  const loserClient = outcomes[0] === loser ? a : b
-  t.same(seqs(loserClient.frames), [], 'the loser saw none of the session\'s events')
+  router.join(alice.id, 'lobby')
+  await router.sendToRoom('lobby', 'msg', { n: 1 })
+  await alice.client.next((f) => f.type === 'msg')
+  // The network goes away without either side noticing: alice's socket stops reading; the server still sees it open.
+  const raw = (alice.client.ws as unknown as { _socket: { pause: () => void } })._socket
+  raw.pause()
+  await router.sendToRoom('lobby', 'msg', { n: 2 })
+  await router.sendTo(alice.id, 'msg', { n: 3 })
+
+  // Neither another user with the token nor a forged secret can take it over.
+  const mallory = await connect(resumeUrl(server, 'mallory', alice.token, 1))
+  t.teardown(() => mallory.close())
+  t.match((await mallory.next('resume_failed')).payload, { reason: 'forbidden' })
+  const forged = await connect(resumeUrl(server, 'alice', `${alice.id}.${'A'.repeat(32)}`, 1))
+  t.teardown(() => forged.close())
+  t.match((await forged.next('resume_failed')).payload, { reason: 'unknown' })
+  t.equal(router.getStats().resume?.parked, 0, 'the live session was left alone')
+
+  const again = await connect(resumeUrl(server, 'alice', alice.token, 1))
+  t.teardown(() => again.close())
+  t.equal((await again.next('connection_established')).payload.connectionId, alice.id, 'the same session')
+  t.match(await again.next((f) => f.type === 'resumed' || f.type === 'resume_failed'), { type: 'resumed', payload: { replayed: 2, lastSeq: 3 } })
+  t.same(again.frames.filter((f) => f.type === 'msg').map((f) => [(f as unknown as { seq: number }).seq, f.payload.n]), [[2, 2], [3, 3]], 'what the old socket did not read, replayed once, in order')
+  t.same(router.roomsOf(alice.id), ['lobby'], 'in its rooms')
+  await router.sendToRoom('lobby', 'msg', { n: 4 })
+  t.match(await again.next((f) => f.type === 'msg' && f.payload.n === 4), { seq: 4 })
+  t.equal(router.getStats().resume?.failed.busy, 0, 'not refused as busy')
+
+  // The old socket finally goes: it is counted out, and touches nothing of the session it lost.
+  alice.client.ws.terminate()
+  // Open now: the resumed one, mallory's and the forged one's fresh sessions.
+  await waitFor(() => router.getStats().connections.open === 3, 5000, 'the old socket counted out')
+  t.equal(router.getStats().connections.closedByCode['4001'], 1, 'its close counted under 4001')
+  t.same(router.roomsOf(alice.id), ['lobby'], 'the session keeps its rooms')
+  await router.sendTo(alice.id, 'msg', { n: 5 })
+  t.match(await again.next((f) => f.type === 'msg' && f.payload.n === 5), { seq: 5 }, 'and its events')
 })
 
 t.test('an agent run goes on while its client is away; the resumed client sees the rest and exactly one agent_completed', async (t) => {

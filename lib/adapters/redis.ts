@@ -93,6 +93,8 @@ interface FenceMarker {
   s: string
   /** how many channels carry a marker of this fence */
   n: number
+  /** 1: take the session over (the owner closes its live socket first) */
+  k?: 1
 }
 
 /** A fence's answer, on the asking instance's receipt channel: the owner's last seq of the session. */
@@ -600,6 +602,7 @@ export class RedisAdapter extends MemoryAdapter {
     const fenceId = randomBytes(8).toString('hex')
     const channels = [...new Set(request.targets.map((target) => this.channelOf(target)))]
     const marker: FenceMarker = { o: this.instanceId, f: fenceId, w: request.instanceId, s: request.sessionId, n: channels.length }
+    if (request.takeover === true) marker.k = 1
     const message = `${JSON.stringify(marker)}\n`
     const answered = new Promise<number | null>((resolve) => {
       const timer = setTimeout(() => {
@@ -636,7 +639,7 @@ export class RedisAdapter extends MemoryAdapter {
       return
     }
     this.openFences.delete(marker.f)
-    const settled = this.host.fenced?.(marker.s) ?? Promise.resolve(0)
+    const settled = this.host.fenced?.(marker.s, marker.k === 1) ?? Promise.resolve(0)
     settled.then((seq) => {
       const answer: FenceAnswer = { f: marker.f, seq }
       const channelName = `${this.prefix}rcpt:${marker.o}`

@@ -76,6 +76,9 @@ export interface ClientOptions {
 }
 
 const DEFAULTS = Object.freeze({ requestTimeoutMs: 10_000, queueSize: 100, maxRefusals: 3 })
+/** The server's close code when a newer connection resumed this connection's session (docs/errors.md#close-codes). */
+const SESSION_TAKEN_OVER = 4001
+
 /** A browser may close with 1000 or 3000–4999 only; this one says "we stopped hearing the server". */
 const LIVENESS_CLOSE_CODE = 4000
 const OPEN = 1
@@ -410,7 +413,7 @@ class WsClient {
     if (this.state === 'closed') return
     const resend: QueuedFrame[] = []
     // Replies are not replayed, but a run's events are: the run waits for the resume.
-    const parkRuns = this.resume.resumable && this.options.reconnect !== false && code !== 1000
+    const parkRuns = this.resume.resumable && this.options.reconnect !== false && code !== 1000 && code !== SESSION_TAKEN_OVER
     for (const entry of this.table.takeSent()) {
       if (parkRuns && entry.resumable === true) {
         // Still sent (to the session): an attempt that fails before it is established finds it here again.
@@ -443,7 +446,8 @@ class WsClient {
         return
       }
     }
-    if (this.options.reconnect === false || (code === 1000 && wasEstablished)) {
+    // 4001: a newer connection resumed this session; reconnecting would take it back, and so on.
+    if (this.options.reconnect === false || (code === 1000 && wasEstablished) || code === SESSION_TAKEN_OVER) {
       this.shutdown(info)
       return
     }

@@ -134,16 +134,18 @@ redis.call('PEXPIRE', s, ttl)
 return 1`
 
 /**
- * KEYS: hash. Answers {user, secret hash, rooms, owner} of a parked session
- * whose window has not passed (on Redis's clock, as the claim checks it),
- * an empty list otherwise.
+ * KEYS: hash. Answers {user, secret hash, rooms, owner, state} of a live
+ * session, or of a parked one whose window has not passed (on Redis's
+ * clock, as the claim checks it); an empty list otherwise.
  */
 const PEEK = `
 local v = redis.call('HMGET', KEYS[1], 'u', 'h', 'st', 'x', 'r', 'o')
-if v[3] ~= 'p' or v[1] == false or v[2] == false or v[6] == false then return {} end
+if v[1] == false or v[2] == false or v[6] == false then return {} end
+if v[3] == 'l' then return {v[1], v[2], '[]', v[6], 'l'} end
+if v[3] ~= 'p' then return {} end
 ${NOW}
 if tonumber(v[4]) <= now then return {} end
-return {v[1], v[2], v[5] or '[]', v[6]}`
+return {v[1], v[2], v[5] or '[]', v[6], 'p'}`
 
 /**
  * KEYS: hash, stream. ARGV: secretHash, userId, newOwner, expectedOwner
@@ -325,17 +327,17 @@ export class RedisResumeStore implements ResumeStore {
   }
 
   /**
-   * A parked session this user may claim with this secret (its rooms and
-   * owner), without taking it; null otherwise, and once its window passed
-   * (the claim then answers `expired`).
+   * A session this user may claim or take over with this secret (live or
+   * parked, its rooms and owner), without taking it; null otherwise, and
+   * once a parked session's window passed (the claim then answers `expired`).
    */
   async peek (sessionId: string, secretHash: string, userId: string): Promise<PeekedSession | null> {
     return await this.run(async () => {
-      const [user, hash, rooms, owner] = await this.scripts.wsrResumePeek(this.hashKey(sessionId))
+      const [user, hash, rooms, owner, state] = await this.scripts.wsrResumePeek(this.hashKey(sessionId))
       if (user !== userId || typeof hash !== 'string' || typeof owner !== 'string' || !sameSecret(hash, secretHash)) return null
       // The owner's liveness key lives on another slot: a second command.
       const ownerAlive = await this.client.exists(this.ownerKey(owner)) === 1
-      return { rooms: parseRooms(rooms ?? undefined), owner, ownerAlive }
+      return { live: state === 'l', rooms: parseRooms(rooms ?? undefined), owner, ownerAlive }
     })
   }
 

@@ -6,7 +6,7 @@ import type { Identity } from '../identity.js'
 import { CloseCode, ResumeFailure, SendFailure } from '../errors.js'
 import { SENT, failure, writeNow, exceedsBytes, type Handover, type SendLimits, type SendResult } from '../send.js'
 import type { ClaimResult, PeekedSession, ResumeStore } from './store.js'
-import { Session, numbered } from './session.js'
+import { Session, numbered, sameSecretHash } from './session.js'
 import { issueToken, readToken } from './token.js'
 import { ResumeCounters, type ResumeFailReason, type ResumeStatsSnapshot } from './counters.js'
 import { replay, withTimeout, type ReplayOutcome } from './replay.js'
@@ -81,7 +81,9 @@ export interface DeliveryHost {
    * for the session's targets; null when it did not answer in time;
    * undefined when the adapter cannot fence.
    */
-  fence: (owner: string, sessionId: string, userId: string, rooms: readonly string[], timeoutMs: number) => Promise<number | null | undefined>
+  fence: (owner: string, sessionId: string, userId: string, rooms: readonly string[], timeoutMs: number, takeover: boolean) => Promise<number | null | undefined>
+  /** A newer connection resumes this connection's session: close it with 4001 (its session parks). */
+  takeOver: (conn: Connection) => void
 }
 
 /** Frames that are never numbered: the session's own control frames and answers without an id. */
@@ -142,7 +144,7 @@ export class ResumeEngine {
   /** A fresh session for a new connection; its token goes into `connection_established`. */
   open (conn: Connection): ResumeGreeting {
     const { token, secretHash } = issueToken(conn.id)
-    const session = new Session(conn, 0)
+    const session = new Session(conn, 0, secretHash)
     this.sessions.set(conn.id, session)
     const created = this.store.create({ sessionId: conn.id, userId: conn.userId, secretHash, owner: this.owner }, this.settings.windowMs)
     session.lastStoreCall = created
@@ -178,10 +180,14 @@ export class ResumeEngine {
    * hands frames over in the order they arrive); the store applies one
    * session's calls in order, so once the last one settled, all have.
    * Resolves with the last seq as it was when asked (0: not held here).
+   * `takeover`: the session was live here; its socket is closed first (4001)
+   * and the session parks, so the asker can claim it.
    */
-  async settled (sessionId: string): Promise<number> {
+  async settled (sessionId: string, takeover: boolean): Promise<number> {
     const session = this.sessions.get(sessionId)
     if (session === undefined) return 0
+    // A resume elsewhere that found the session live here (checked there: secret and user): the newest connection wins.
+    if (takeover && session.state === 'live' && session.conn !== null && session.conn.isOpen) this.host.takeOver(session.conn)
     const lastSeq = session.lastSeq
     await session.lastStoreCall?.catch(noop)
     return lastSeq
@@ -321,20 +327,33 @@ export class ResumeEngine {
     const presented = readToken(asked.token)
     if (presented === null) return { ok: false, reason: 'unknown' }
     const lastSeq = typeof asked.lastSeq === 'string' && /^\d{1,15}$/.test(asked.lastSeq) ? Number(asked.lastSeq) : -1
+    // The newest connection takes over: a socket of this session still open here (half-open, most
+    // likely: the client would not resume otherwise) is closed with 4001, and the session parks.
+    const local = this.sessions.get(presented.sessionId)
+    if (local !== undefined && local.state === 'live' && local.conn !== null && local.conn.isOpen && local.userId === userId && sameSecretHash(local, presented.secretHash)) {
+      this.host.takeOver(local.conn)
+    }
     let claimed: ClaimResult
     try {
-      // resume-redis: with a shared store, join the session's rooms before taking it (arrivals.ts), also when a
-      // copy is held here: another instance may have claimed it since, and this copy be stale.
-      const peeked = await this.joinFirst(presented.sessionId, presented.secretHash, userId)
-      // Then the owner confirms it has dealt with every event published before the join (the fence).
-      if (peeked !== null && peeked.owner !== this.owner && peeked.ownerAlive) {
-        const fenced = await this.host.fence(peeked.owner, presented.sessionId, userId, peeked.rooms, this.settings.storeTimeoutMs)
-        if (fenced === null) {
-          this.leaveFirst(presented.sessionId)
-          this.host.log.warn({ sessionId: presented.sessionId, owner: peeked.owner, timeoutMs: this.settings.storeTimeoutMs, environment: this.host.environment }, 'resume failed: the instance holding the session did not confirm its events in time; the session stays with it')
-          return { ok: false, reason: 'unavailable' }
+      let peeked = await this.peek(presented, userId)
+      if (peeked !== null && peeked.live && peeked.owner !== this.owner && peeked.ownerAlive) {
+        // resume-redis: live on another instance: it closes its socket and parks the session (a fence that takes over).
+        if (await this.fence(peeked, presented.sessionId, userId, true) === null) return { ok: false, reason: 'unavailable' }
+        peeked = await this.peek(presented, userId)
+      }
+      if (peeked !== null && !peeked.live) {
+        // resume-redis: with a shared store, join the session's rooms before taking it (arrivals.ts), also when a
+        // copy is held here: another instance may have claimed it since, and this copy be stale.
+        await this.joinFirst(presented.sessionId, userId, peeked.rooms)
+        // Then the owner confirms it has dealt with every event published before the join (the fence).
+        if (peeked.owner !== this.owner && peeked.ownerAlive) {
+          const fenced = await this.fence(peeked, presented.sessionId, userId, false)
+          if (fenced === null) {
+            this.leaveFirst(presented.sessionId)
+            return { ok: false, reason: 'unavailable' }
+          }
+          if (fenced !== undefined) this.arrivals.fenced(presented.sessionId, fenced)
         }
-        if (fenced !== undefined) this.arrivals.fenced(presented.sessionId, fenced)
       }
       claimed = await withTimeout(this.store.claim(presented.sessionId, presented.secretHash, userId, this.owner), this.settings.storeTimeoutMs)
     } catch (err) {
@@ -358,22 +377,37 @@ export class ResumeEngine {
     return claimed
   }
 
-  /**
-   * resume-redis: before claiming a session this instance does not hold,
-   * join its rooms and user (when the store can tell them without taking
-   * it), hold what arrives for it, and wait for the subscriptions, so that
-   * no event falls between the old owner's last append and this instance.
-   */
-  private async joinFirst (sessionId: string, secretHash: string, userId: string): Promise<PeekedSession | null> {
+  /** resume-redis: the session as a shared store holds it, without taking it; null when the store is not shared or the claim will refuse. */
+  private async peek (presented: { sessionId: string, secretHash: string }, userId: string): Promise<PeekedSession | null> {
     if (this.store.peek === undefined) return null
-    const peeked = await withTimeout(this.store.peek(sessionId, secretHash, userId), this.settings.storeTimeoutMs)
-    // Not claimable by this user: the claim says why.
-    if (peeked === null) return null
+    return await withTimeout(this.store.peek(presented.sessionId, presented.secretHash, userId), this.settings.storeTimeoutMs)
+  }
+
+  /**
+   * resume-redis: ask the owner to confirm that it has dealt with every event
+   * published before for the session (`takeover`: and to close its live
+   * socket first). Null (logged) when it did not answer in time: the
+   * session stays with it.
+   */
+  private async fence (peeked: PeekedSession, sessionId: string, userId: string, takeover: boolean): Promise<number | null | undefined> {
+    const fenced = await this.host.fence(peeked.owner, sessionId, userId, peeked.rooms, this.settings.storeTimeoutMs, takeover)
+    if (fenced === null) {
+      this.host.log.warn({ sessionId, owner: peeked.owner, takeover, timeoutMs: this.settings.storeTimeoutMs, environment: this.host.environment }, 'resume failed: the instance holding the session did not confirm its events in time; the session stays with it')
+    }
+    return fenced
+  }
+
+  /**
+   * resume-redis: before claiming a session another instance may hold,
+   * join its rooms and user, hold what arrives for it, and wait for the
+   * subscriptions, so that no event falls between the old owner's last
+   * append and this instance.
+   */
+  private async joinFirst (sessionId: string, userId: string, rooms: readonly string[]): Promise<void> {
     this.arrivals.open(sessionId)
     this.host.addConnection(sessionId, userId)
-    for (const room of peeked.rooms) this.host.join(sessionId, room)
+    for (const room of rooms) this.host.join(sessionId, room)
     await withTimeout(this.host.settled(), this.settings.storeTimeoutMs)
-    return peeked
   }
 
   /** resume-redis: the claim from another instance failed: out of the rooms joined for it. */
@@ -396,7 +430,7 @@ export class ResumeEngine {
     let session = this.sessions.get(conn.id)
     if (session === undefined) {
       // Claimed from another instance: continue its numbering, take its rooms.
-      session = new Session(conn, claimed.lastSeq)
+      session = new Session(conn, claimed.lastSeq, (readToken(token) as { secretHash: string }).secretHash)
       this.sessions.set(conn.id, session)
       for (const room of claimed.rooms) this.host.join(conn.id, room)
     } else {

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto'
 import type { Connection } from '../connection.js'
 
 /**
@@ -33,14 +34,24 @@ export class Session {
   storeFailed = false
   /** The last store call made for it (calls take effect in order): a fence waits for it. */
   lastStoreCall: Promise<unknown> | null = null
+  /** SHA-256 of its token's secret (hex): a resume presenting it may take the session over from a live socket. */
+  readonly secretHash: string
 
-  constructor (conn: Connection, lastSeq: number) {
+  constructor (conn: Connection, lastSeq: number, secretHash: string) {
     this.id = conn.id
     this.userId = conn.userId
     this.conn = conn
     this.holder = conn
     this.lastSeq = lastSeq
+    this.secretHash = secretHash
   }
+}
+
+/** Whether a presented secret hash is the session's, in constant time. */
+export function sameSecretHash (session: Session, presented: string): boolean {
+  const a = Buffer.from(session.secretHash, 'hex')
+  const b = Buffer.from(presented, 'hex')
+  return a.length === b.length && timingSafeEqual(a, b)
 }
 
 /**

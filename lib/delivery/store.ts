@@ -74,7 +74,9 @@ export type ClaimResult =
 
 /** What `peek` tells of a parked session without taking it. */
 export interface PeekedSession {
-  /** The rooms the session was in when it was parked. */
+  /** Held by a socket on its owner (a resume takes it over) rather than parked. */
+  readonly live: boolean
+  /** The rooms the session was in when it was parked (none while live). */
   readonly rooms: readonly string[]
   /** The instance that owns it (appends its events). */
   readonly owner: string
@@ -153,9 +155,10 @@ export interface ResumeStore {
   drop: (sessionId: string, owner: string) => Promise<void>
 
   /**
-   * resume-redis: a parked session that this user, with this secret, may
-   * claim, read without taking it (null otherwise): its rooms, the instance
-   * that owns it, and whether that instance is alive. A store shared by
+   * resume-redis: a session that this user, with this secret, may claim or
+   * take over, read without taking it (null otherwise, and once a parked
+   * session's window passed): live or parked, its rooms (parked only), the
+   * instance that owns it, and whether that instance is alive. A store shared by
    * several instances has it: an instance resuming a session another one
    * holds joins its rooms and fences the owner before it claims, so no
    * event falls in between (see lib/delivery/arrivals.ts). A store inside
