@@ -8,7 +8,7 @@ import { connect, type Frame, type TestClient } from './helpers/client.js'
 import { getJson, inRoom, spawnInstance, type Instance } from './helpers/instances.js'
 import { freePort, mustRunRedisTests } from './helpers/redis.js'
 import { clusterUnavailableReason, startRedisCluster, type TestCluster } from './helpers/redis-cluster.js'
-import { delay, waitFor } from './helpers/wait.js'
+import { delay, eventually, waitFor } from './helpers/wait.js'
 import { stallSubscriber } from './helpers/stall.js'
 
 /**
@@ -261,10 +261,21 @@ t.test('RedisAdapter on a Redis Cluster (3 masters, 3 replicas)', { skip: unavai
     const router = async (instanceId: string): Promise<{ app: FastifyInstance, adapter: RedisAdapter, url: string }> => {
       const app = Fastify({ logger: false })
       const adapter = new RedisAdapter({ cluster: cluster.seeds, prefix: 'fence:', instanceId })
-      await app.register(wsRouter, { environment: 'test', adapter, rateLimit: false, resume: { store: new RedisResumeStore({ cluster: cluster.seeds, prefix: 'fence:' }) } })
+      const store = new RedisResumeStore({ cluster: cluster.seeds, prefix: 'fence:' })
+      await app.register(wsRouter, { environment: 'test', adapter, rateLimit: false, resume: { store } })
       await app.listen({ port: 0, host: '127.0.0.1' })
       t.teardown(() => app.close())
       await waitFor(() => app.wsRouter.getStats().broker?.connected === true, 10_000, `${instanceId} connected`)
+      // A fresh Cluster client drops its seed connections once it has read the topology ("Connection is
+      // closed" for what was sent on them): wait until the store and the adapter's publisher answer, three times in a row.
+      await store.ready(10_000)
+      let answered = 0
+      await eventually(async () => {
+        const store_ = await store.peek('probe', 'probe', 'probe').then(() => true, () => false)
+        const publish = (await app.wsRouter.broadcast('probe', {})).remote?.error === undefined
+        answered = store_ && publish ? answered + 1 : 0
+        return answered >= 3
+      }, 15_000, `${instanceId}: the Cluster clients settled`)
       return { app, adapter, url: `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/ws` }
     }
     const [a, b, c] = await Promise.all([router('fence-a'), router('fence-b'), router('fence-c')])

@@ -25,6 +25,7 @@ async function instance (redis: TestRedis, instanceId: string, prefix: string, s
   const app = Fastify({ logger: false })
   const adapter = new RedisAdapter({ redis: redis.url, instanceId, prefix })
   const store = new RedisResumeStore({ redis: redis.url, prefix })
+  await store.ready()
   await app.register(wsRouter, {
     environment: 'test',
     rateLimit: false,
