@@ -74,7 +74,13 @@ export interface AdapterHost {
    * `takeover`: a newer connection resumes it elsewhere: a live socket of
    * the session here is closed first (4001) and the session parked.
    */
-  fenced?: (sessionId: string, takeover?: boolean) => Promise<number>
+  fenced?: (sessionId: string, takeover?: boolean, asker?: string) => Promise<number>
+  /**
+   * Issue 12 (agent runs follow a session): an event another instance's
+   * agent run produced for a session this instance took over from it,
+   * numbered and delivered here as the session's own.
+   */
+  deliverToSession?: (sessionId: string, text: string) => void
   readonly log: FastifyBaseLogger
 }
 
@@ -139,6 +145,12 @@ export interface RouterAdapter {
    * reached. An adapter without other instances leaves it out.
    */
   fence?: (request: FenceRequest, timeoutMs: number) => Promise<number | null>
+  /**
+   * Issue 12: carry an encoded must-deliver frame to the instance that took
+   * a session over (`instanceId`, the asker of its fence), in order, for its
+   * `AdapterHost.deliverToSession`. Rejects when the broker cannot be reached.
+   */
+  forward?: (instanceId: string, sessionId: string, text: string) => Promise<void>
   /** Counts for the stats snapshot. */
   counts: () => { users: number, rooms: number }
   /** Release what the adapter holds (subscriptions, clients). */

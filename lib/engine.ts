@@ -83,8 +83,13 @@ export class Engine extends RouterCore implements PipelineHost, AdapterHost {
   }
 
   /** AdapterHost (issue 12, fence): what this instance handed over for a session is settled in its store. */
-  fenced (sessionId: string, takeover = false): Promise<number> {
-    return this.delivery === null ? Promise.resolve(0) : this.delivery.settled(sessionId, takeover)
+  fenced (sessionId: string, takeover = false, asker?: string): Promise<number> {
+    return this.delivery === null ? Promise.resolve(0) : this.delivery.settled(sessionId, takeover, asker)
+  }
+
+  /** AdapterHost (issue 12): an agent event from the instance this session was taken over from. */
+  deliverToSession (sessionId: string, text: string): void {
+    this.delivery?.route(sessionId, text, false, undefined)
   }
 
   /** The live connection object for an id. */
@@ -166,6 +171,10 @@ function deliveryHost (engine: Engine): DeliveryHost {
       if (adapter.fence === undefined) return undefined
       const targets: FanoutTarget[] = [{ kind: 'all' }, { kind: 'user', userId }, ...rooms.map((room): FanoutTarget => ({ kind: 'room', room }))]
       return await adapter.fence({ instanceId: owner, sessionId, targets, takeover }, timeoutMs)
+    },
+    forward: async (instanceId, sessionId, text) => {
+      if (adapter.forward === undefined) throw new Error('the adapter cannot forward events to another instance')
+      await adapter.forward(instanceId, sessionId, text)
     },
     // Not a failure: the client is on its newer connection (closedByCode counts 4001; no log line).
     takeOver: (conn) => { closeConnection(engine, conn, { code: CloseCode.SESSION_TAKEN_OVER, reason: 'session resumed by a newer connection', level: false }) }

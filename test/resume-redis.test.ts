@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { wsRouter } from '../lib/index.js'
+import { wsRouter, type AgentStep, type WsRouterOptions } from '../lib/index.js'
 import { RedisAdapter, RedisResumeStore } from '../lib/redis.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'
 import { mustRunRedisTests, redisUnavailableReason, startRedis, type TestRedis } from './helpers/redis.js'
@@ -21,7 +21,7 @@ if (unavailable !== undefined && mustRunRedisTests()) {
 interface Instance { app: FastifyInstance, url: string, adapter: RedisAdapter }
 
 /** One router with the default resume options but the store: the Redis one (and `storeTimeoutMs` when given). */
-async function instance (redis: TestRedis, instanceId: string, prefix: string, storeTimeoutMs?: number): Promise<Instance> {
+async function instance (redis: TestRedis, instanceId: string, prefix: string, storeTimeoutMs?: number, agent?: WsRouterOptions['agent']): Promise<Instance> {
   const app = Fastify({ logger: false })
   const adapter = new RedisAdapter({ redis: redis.url, instanceId, prefix })
   const store = new RedisResumeStore({ redis: redis.url, prefix })
@@ -30,7 +30,8 @@ async function instance (redis: TestRedis, instanceId: string, prefix: string, s
     environment: 'test',
     rateLimit: false,
     adapter,
-    resume: storeTimeoutMs === undefined ? { store } : { store, storeTimeoutMs }
+    resume: storeTimeoutMs === undefined ? { store } : { store, storeTimeoutMs },
+    ...(agent === undefined ? {} : { agent })
   })
   // A room message numbered by its sender, so the receiver can check completeness and order.
   app.wsRouter.on('say', { schema: Type.Object({ room: Type.String(), n: Type.Integer() }), replyType: 'said' }, async (payload, ctx) => {
@@ -234,6 +235,45 @@ t.test('resume across instances on a real redis-server', { skip: unavailable }, 
     sender.send({ type: 'say', id: 's4', payload: { room: 'lobby', n: 4 } })
     await waitFor(() => heard(onB.frames).length === 3, 5000, 'the next message')
     t.same(heard(onB.frames).slice(2), [{ seq: 4, n: 4 }], 'live on B, seq 4')
+  })
+
+  t.test('an agent run follows its session to another instance: the rest of the run, once each, numbered on, one agent_completed', async (t) => {
+    let release = (): void => {}
+    const released = new Promise<void>((resolve) => { release = resolve })
+    async function * slow (): AsyncGenerator<AgentStep, unknown, undefined> {
+      yield { type: 'thinking', reasoning: 'first' }
+      await released
+      yield { type: 'progress', step: 1 }
+      yield { type: 'tool_start', toolName: 'search' }
+      yield { type: 'tool_end', toolName: 'search', results: { hits: 3 } }
+      return { text: 'done' }
+    }
+    const a = await instance(redis, 'A6', 'x6:', undefined, slow)
+    const b = await instance(redis, 'B6', 'x6:', undefined, slow)
+    t.teardown(async () => { await a.app.close(); await b.app.close() })
+    const alice = await connect(`${a.url}?user=alice`)
+    t.teardown(() => alice.ws.terminate())
+    const hello = await alice.next('connection_established')
+    alice.send({ type: 'start_agent', id: 'a1', payload: { input: 'go' } })
+    const started = await alice.next('agent_started')
+    const thinking = await alice.next('agent_thinking') as unknown as { seq: number }
+    alice.ws.terminate()
+    await waitFor(() => (a.app.wsRouter.getStats().resume?.parked ?? 0) === 1, 5000, 'parked on A')
+
+    const onB = await connect(`${b.url}?user=alice&resume=${encodeURIComponent(hello.payload.resume.token as string)}&lastSeq=${thinking.seq}`)
+    t.teardown(() => onB.ws.terminate())
+    t.match(await onB.next((f) => f.type === 'resumed' || f.type === 'resume_failed'), { type: 'resumed', payload: { replayed: 0 } }, 'resumed on B, nothing missed yet')
+    // The run on A goes on, now that the session lives on B.
+    release()
+    await onB.next('agent_completed')
+    await delay(100)
+    const run = onB.frames.filter((f) => f.type.startsWith('agent_') || f.type.startsWith('tool_'))
+    t.same(run.map((f) => [f.type, (f as unknown as { seq: number }).seq]), [
+      ['tool_executing', thinking.seq + 1], ['tool_completed', thinking.seq + 2], ['agent_completed', thinking.seq + 3]
+    ], 'the rest of the run (progress is droppable), each once, numbered on from the session')
+    t.ok(run.every((f) => f.payload.runId === started.payload.runId && f.id === 'a1'), 'the same run, answering the same request')
+    t.equal(a.app.wsRouter.getStats().builtins['agent.completed'], 1, 'the run completed on A')
+    t.same(a.app.wsRouter.roomsOf(hello.payload.connectionId as string), [], 'A let the session go')
   })
 
   t.test('Redis down during a resume: resume_failed with reason unavailable and BROKER_UNAVAILABLE, a fresh session, within a bound', async (t) => {

@@ -103,6 +103,14 @@ interface FenceAnswer {
   seq: number
 }
 
+/** An event for a session another instance took over, on that instance's receipt channel. */
+interface Forwarded {
+  /** the session */
+  fw: string
+  /** the encoded frame */
+  x: string
+}
+
 /** Fences whose markers are still arriving here are forgotten after this long (the asker gave up by then). */
 const FENCE_FORGET_MS = 30_000
 /** At most this many fences half-received at once; past it the oldest is forgotten. */
@@ -624,6 +632,21 @@ export class RedisAdapter extends MemoryAdapter {
     return await answered
   }
 
+  /** Issue 12: an event for a session `instanceId` took over from this instance (an agent run's), on its receipt channel. */
+  async forward (instanceId: string, sessionId: string, text: string): Promise<void> {
+    if (this.pub.status !== 'ready') throw new Error('redis adapter: Redis cannot be reached; the event was not forwarded')
+    const channelName = `${this.prefix}rcpt:${instanceId}`
+    const message: Forwarded = { fw: sessionId, x: text }
+    const body = JSON.stringify(message)
+    try {
+      await (this.sharded ? this.pub.spublish(channelName, body) : this.pub.publish(channelName, body))
+    } catch (err) {
+      this.publishFailures++
+      this.failing(err)
+      throw new Error('redis adapter: the event could not be forwarded', { cause: err })
+    }
+  }
+
   /** A fence marker: counted when it is addressed here; the last one is answered once the router dealt with the session. */
   private onFenceMarker (marker: FenceMarker): void {
     if (marker.w !== this.instanceId || this.host === null) return
@@ -639,7 +662,7 @@ export class RedisAdapter extends MemoryAdapter {
       return
     }
     this.openFences.delete(marker.f)
-    const settled = this.host.fenced?.(marker.s, marker.k === 1) ?? Promise.resolve(0)
+    const settled = this.host.fenced?.(marker.s, marker.k === 1, marker.o) ?? Promise.resolve(0)
     settled.then((seq) => {
       const answer: FenceAnswer = { f: marker.f, seq }
       const channelName = `${this.prefix}rcpt:${marker.o}`
@@ -707,10 +730,14 @@ export class RedisAdapter extends MemoryAdapter {
   }
 
   private onReceipt (message: string): void {
-    let receipt: Receipt | FenceAnswer
+    let receipt: Receipt | FenceAnswer | Forwarded
     try {
-      receipt = JSON.parse(message) as Receipt | FenceAnswer
+      receipt = JSON.parse(message) as Receipt | FenceAnswer | Forwarded
     } catch {
+      return
+    }
+    if ('fw' in receipt) {
+      if (typeof receipt.fw === 'string' && typeof receipt.x === 'string') this.host?.deliverToSession?.(receipt.fw, receipt.x)
       return
     }
     if ('f' in receipt) {

@@ -84,6 +84,8 @@ export interface DeliveryHost {
   fence: (owner: string, sessionId: string, userId: string, rooms: readonly string[], timeoutMs: number, takeover: boolean) => Promise<number | null | undefined>
   /** A newer connection resumes this connection's session: close it with 4001 (its session parks). */
   takeOver: (conn: Connection) => void
+  /** An event for a session that moved to another instance (the adapter's `forward`). */
+  forward: (instanceId: string, sessionId: string, text: string) => Promise<void>
 }
 
 /** Frames that are never numbered: the session's own control frames and answers without an id. */
@@ -183,11 +185,13 @@ export class ResumeEngine {
    * `takeover`: the session was live here; its socket is closed first (4001)
    * and the session parks, so the asker can claim it.
    */
-  async settled (sessionId: string, takeover: boolean): Promise<number> {
+  async settled (sessionId: string, takeover: boolean, asker?: string): Promise<number> {
     const session = this.sessions.get(sessionId)
     if (session === undefined) return 0
     // A resume elsewhere that found the session live here (checked there: secret and user): the newest connection wins.
     if (takeover && session.state === 'live' && session.conn !== null && session.conn.isOpen) this.host.takeOver(session.conn)
+    // The asker claims it next: what this instance's agent runs still send it, once the store refuses, goes there.
+    if (asker !== undefined) session.fencedBy = asker
     const lastSeq = session.lastSeq
     await session.lastStoreCall?.catch(noop)
     return lastSeq
@@ -216,13 +220,22 @@ export class ResumeEngine {
     }
     // resume-redis: the old owner stored it before this instance claimed the session; the replay sends it.
     if (this.arrivals.storedElsewhere(session.id, mid)) return 'BUFFERED'
+    // resume-redis: resumed on another instance: this instance's own events for it (agent runs) go there; fan-outs
+    // reach it there by its subscriptions.
+    if (session.moved) {
+      if (mid !== undefined) return 'BUFFERED'
+      this.forwardAfter(session, text)
+      return 'BUFFERED'
+    }
     const seq = session.lastSeq + 1
     const framed = numbered(text, seq)
     if (exceedsBytes(framed, this.limits.maxOutboundBytes)) return SendFailure.TOO_LARGE
     session.lastSeq = seq
     const appended = this.store.append(session.id, this.owner, [mid === undefined ? { seq, text: framed } : { seq, text: framed, mid }])
     session.lastStoreCall = appended
-    appended.then((ok) => { if (!ok) this.storeRefused(session) }, (err: unknown) => this.storeFailed(session, 'append', err))
+    // A fan-out (it has a mid) reaches the session's new owner through its own subscriptions; a single send does not.
+    const own = mid === undefined ? text : undefined
+    appended.then((ok) => { if (!ok) this.storeRefused(session, own) }, (err: unknown) => this.storeFailed(session, 'append', err))
     const conn = session.conn
     if (session.state !== 'live' || conn === null) return 'BUFFERED'
     const outcome = writeNow(conn, framed, this.limits, false)
@@ -436,6 +449,8 @@ export class ResumeEngine {
     } else {
       // resume-redis: held elsewhere since this copy was parked here: number on from the store's lastSeq, in its rooms.
       if (claimed.lastSeq > session.lastSeq) session.lastSeq = claimed.lastSeq
+      session.moved = false
+      session.fencedBy = null
       for (const room of claimed.rooms) this.host.join(conn.id, room)
       this.parked.delete(session)
       // The close listeners were told at the agent grace: the new connection starts afresh.
@@ -571,12 +586,36 @@ export class ResumeEngine {
     }
   }
 
-  /** The store refused an append or park: another owner holds the session, or it is gone. */
-  private storeRefused (session: Session): void {
+  /**
+   * The store refused an append or park: another owner holds the session, or
+   * it is gone. When the instance that fenced it took it (resume-redis), the
+   * session has moved: it leaves this instance's rooms, and the refused
+   * event (`text`, unnumbered) and those its agent runs still send go there.
+   */
+  private storeRefused (session: Session, text?: string): void {
+    if (this.sessions.get(session.id) === session && session.fencedBy !== null && session.state === 'parked') {
+      if (!session.moved) {
+        session.moved = true
+        // (Unless a resume here is joining it again right now.)
+        if (!this.arrivals.isHolding(session.id)) this.host.forgetConnection(session.id)
+      }
+      if (text !== undefined) this.forward(session, text)
+      return
+    }
     this.counters.storeFailures++
     if (this.sessions.get(session.id) !== session) return
     this.host.log.info({ sessionId: session.id, environment: this.host.environment }, 'resume: the store no longer holds this session for this instance; its parked copy is dropped')
     if (session.state === 'parked') this.end(session, true)
+  }
+
+  /** An event of a moved session, after the store calls made before it: forwarded in the order they were made. */
+  private forwardAfter (session: Session, text: string): void {
+    const forward = (): void => this.forward(session, text)
+    session.lastStoreCall = (session.lastStoreCall ?? Promise.resolve()).then(forward, forward)
+  }
+
+  private forward (session: Session, text: string): void {
+    this.host.forward(session.fencedBy as string, session.id, text).catch((err: unknown) => this.storeFailed(session, 'forward', err))
   }
 
   private storeFailed (session: Session, operation: string, err: unknown): void {

@@ -34,6 +34,14 @@ export class Session {
   storeFailed = false
   /** The last store call made for it (calls take effect in order): a fence waits for it. */
   lastStoreCall: Promise<unknown> | null = null
+  /**
+   * resume-redis: the instance that asked this one to fence the session
+   * (it is about to claim it); once the store refuses this instance's
+   * appends, the session has `moved` there, and the events this instance
+   * still produces for it (its agent runs) are forwarded.
+   */
+  fencedBy: string | null = null
+  moved = false
   /** SHA-256 of its token's secret (hex): a resume presenting it may take the session over from a live socket. */
   readonly secretHash: string
 
