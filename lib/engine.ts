@@ -89,7 +89,10 @@ export class Engine extends RouterCore implements PipelineHost, AdapterHost {
 
   /** AdapterHost (issue 12): an agent event from the instance this session was taken over from. */
   deliverToSession (sessionId: string, text: string): void {
-    this.delivery?.route(sessionId, text, false, undefined)
+    if (this.delivery?.route(sessionId, text, false, undefined) !== undefined) return
+    // The session left this instance too (ended, or its client gone while it was claimed): its next resume is refused.
+    this.stats.countSendFailure(SendFailure.NOT_OPEN)
+    this.log[this.config.sendFailureLogLevel]({ sessionId, reason: SendFailure.NOT_OPEN, environment: this.config.environment }, 'resume: an event forwarded from another instance found no session here')
   }
 
   /** The live connection object for an id. */

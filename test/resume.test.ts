@@ -3,6 +3,7 @@ import type { AgentStep } from '../lib/agent-types.js'
 import { startServer, type TestServer } from './helpers/server.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'
 import { delay, waitFor } from './helpers/wait.js'
+import { engineOf } from './helpers/internals.js'
 
 // Issue 12: resumable delivery on one instance, over real sockets with the
 // `ws` client: numbering, parking, resume with replay, refusals, gaps.
@@ -460,4 +461,18 @@ t.test('an append the store lost is reported as a gap, not skipped in silence', 
   t.same(seqs(back.frames), [1, 2, 5, 6])
   t.equal(server.logs.filter((line) => line.msg.startsWith('resume store call failed')).length, 1, 'logged once for the session')
   t.equal(router.getStats().resume?.storeFailures, 2, 'each failure counted')
+})
+
+t.test('an event forwarded from another instance for a session this one does not hold: counted NOT_OPEN and logged once, nothing sent', async (t) => {
+  const server = await startServer({ resume: true })
+  t.teardown(server.close)
+  const alice = await open(server, 'alice')
+  t.teardown(() => alice.client.close())
+  const before = server.app.wsRouter.getStats().sends.failed.NOT_OPEN ?? 0
+  engineOf(server.app.wsRouter).deliverToSession('00000000-0000-4000-8000-000000000000', '{"v":1,"type":"agent_completed","payload":{}}')
+  t.equal(server.app.wsRouter.getStats().sends.failed.NOT_OPEN, before + 1, 'counted')
+  t.equal(server.logs.filter((l) => l.msg === 'resume: an event forwarded from another instance found no session here').length, 1, 'one log line')
+  // A session held here takes it as its own: numbered and delivered.
+  engineOf(server.app.wsRouter).deliverToSession(alice.id, '{"v":1,"type":"agent_completed","payload":{"runId":"r"}}')
+  t.match(await alice.client.next('agent_completed'), { seq: 1, payload: { runId: 'r' } })
 })
