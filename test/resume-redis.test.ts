@@ -1,12 +1,13 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { wsRouter, type AgentStep, type WsRouterOptions } from '../lib/index.js'
+import { wsRouter, type WsRouterOptions } from '../lib/index.js'
 import { RedisAdapter, RedisResumeStore } from '../lib/redis.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'
 import { mustRunRedisTests, redisUnavailableReason, startRedis, type TestRedis } from './helpers/redis.js'
 import { delay, waitFor } from './helpers/wait.js'
 import { stallSubscriber } from './helpers/stall.js'
+import { heldAgent } from './helpers/held-agent.js'
 
 // Issue 12 (resume-redis): resumable delivery across instances, over real
 // sockets, with two routers on one real redis-server (RedisAdapter +
@@ -238,16 +239,7 @@ t.test('resume across instances on a real redis-server', { skip: unavailable }, 
   })
 
   t.test('an agent run follows its session to another instance: the rest of the run, once each, numbered on, one agent_completed', async (t) => {
-    let release = (): void => {}
-    const released = new Promise<void>((resolve) => { release = resolve })
-    async function * slow (): AsyncGenerator<AgentStep, unknown, undefined> {
-      yield { type: 'thinking', reasoning: 'first' }
-      await released
-      yield { type: 'progress', step: 1 }
-      yield { type: 'tool_start', toolName: 'search' }
-      yield { type: 'tool_end', toolName: 'search', results: { hits: 3 } }
-      return { text: 'done' }
-    }
+    const { agent: slow, release } = heldAgent()
     const a = await instance(redis, 'A6', 'x6:', undefined, slow)
     const b = await instance(redis, 'B6', 'x6:', undefined, slow)
     t.teardown(async () => { await a.app.close(); await b.app.close() })

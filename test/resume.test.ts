@@ -4,6 +4,7 @@ import { startServer, type TestServer } from './helpers/server.js'
 import { connect, type Frame, type TestClient } from './helpers/client.js'
 import { delay, waitFor } from './helpers/wait.js'
 import { engineOf } from './helpers/internals.js'
+import { heldAgent } from './helpers/held-agent.js'
 
 // Issue 12: resumable delivery on one instance, over real sockets with the
 // `ws` client: numbering, parking, resume with replay, refusals, gaps.
@@ -289,16 +290,7 @@ t.test('the newest connection takes over: a resume while the old socket is still
 })
 
 t.test('an agent run goes on while its client is away; the resumed client sees the rest and exactly one agent_completed', async (t) => {
-  let release = (): void => {}
-  const released = new Promise<void>((resolve) => { release = resolve })
-  async function * slow (): Steps {
-    yield { type: 'thinking', reasoning: 'first' }
-    await released
-    yield { type: 'progress', step: 1 }
-    yield { type: 'tool_start', toolName: 'search' }
-    yield { type: 'tool_end', toolName: 'search', results: { hits: 3 } }
-    return { text: 'done' }
-  }
+  const { agent: slow, release } = heldAgent()
   const server = await startServer({ resume: true, agent: slow })
   t.teardown(server.close)
   const alice = await open(server, 'alice')
