@@ -19,6 +19,7 @@ export const SERVERS: Readonly<Record<ServerName, ServerSpec>> = {
   handwritten: { name: 'handwritten', label: 'hand-written @fastify/websocket router', protocol: 'json', path: '/ws', greeting: false },
   socketio: { name: 'socketio', label: 'Socket.IO 4 (acked events)', protocol: 'socketio', path: '/socket.io/?EIO=4&transport=websocket', greeting: false },
   plugin: { name: 'plugin', label: 'fastify-ws-router', protocol: 'json', path: '/ws', greeting: true },
+  'plugin-chat': { name: 'plugin-chat', label: 'fastify-ws-router, chat built-ins', protocol: 'json', path: '/ws', greeting: true },
   'plugin-lifecycle': { name: 'plugin-lifecycle', label: 'fastify-ws-router, lifecycle on', protocol: 'json', path: '/ws', greeting: true },
   'plugin-baseline': { name: 'plugin-baseline', label: 'fastify-ws-router, baseline build (--baseline)', protocol: 'json', path: '/ws', greeting: true }
 }
@@ -38,6 +39,8 @@ export interface TargetSpec {
   readonly kind: MessageKind
   /** `type` of a good reply (json servers). */
   readonly replyType: string
+  /** Each connection joins a room of its own first, and sends to it (`RequestSpec.joinOwnRoom`). */
+  readonly joinOwnRoom?: boolean
 }
 
 export const TARGETS: readonly TargetSpec[] = [
@@ -48,6 +51,8 @@ export const TARGETS: readonly TargetSpec[] = [
   { id: 'socketio-user_message', number: 3, label: '(3) Socket.IO ack, user_message', server: 'socketio', kind: 'user_message', replyType: '' },
   { id: 'plugin-ping', number: 4, label: '(4) plugin, ping → pong', server: 'plugin', kind: 'ping', replyType: 'pong' },
   { id: 'plugin-user_message', number: 5, label: '(5) plugin, validated user_message', server: 'plugin', kind: 'user_message', replyType: 'user_message_result' },
+  // Issue 9: the chat built-in itself (membership check, fan-out to the room, message_ack), each connection in a room of one.
+  { id: 'plugin-room_message', number: 5, label: '(5b) plugin, built-in user_message, room of one', server: 'plugin-chat', kind: 'user_message', replyType: 'message_ack', joinOwnRoom: true },
   { id: 'plugin-lifecycle', number: 6, label: '(6) plugin, lifecycle on (heartbeat 1 s, rate limit, idle timeout)', server: 'plugin-lifecycle', kind: 'user_message', replyType: 'user_message_result' },
   // Only with --baseline DIR: (4) and (5) built from an earlier commit, for before/after in one run.
   { id: 'baseline-ping', number: 7, label: '(7) baseline build, ping → pong', server: 'plugin-baseline', kind: 'ping', replyType: 'pong' },
@@ -67,7 +72,9 @@ export function payloadJson (bytes: number): string {
 }
 
 export function requestOf (target: TargetSpec, payloadBytes: number): RequestSpec {
-  return { type: target.kind, payloadJson: payloadJson(payloadBytes), replyType: target.replyType }
+  const request: RequestSpec = { type: target.kind, payloadJson: payloadJson(payloadBytes), replyType: target.replyType }
+  if (target.joinOwnRoom === true) request.joinOwnRoom = true
+  return request
 }
 
 export interface Scenario {

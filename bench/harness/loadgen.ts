@@ -9,7 +9,7 @@
  * sends ids `s, s + window, s + 2·window, …`, and a reply's id modulo
  * `window` names its slot, whatever order replies come in.
  */
-import { parentPort } from 'node:worker_threads'
+import { parentPort, threadId } from 'node:worker_threads'
 import { createHistogram, performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
 import type {
@@ -38,6 +38,9 @@ interface Client {
   /** Next sequence number of each slot. */
   seqs: Float64Array
   inFlight: number
+  /** With `joinOwnRoom`: this connection's frame tail (its own room), and whether its join was answered. */
+  suffix: string | null
+  joined: boolean
 }
 
 type TaggedSocket = WebSocket & { [kClient]: Client }
@@ -58,6 +61,8 @@ let markedAt = 0
 /** Latency in microseconds. */
 const histogram = createHistogram()
 let onIdle: (() => void) | null = null
+/** The id of a connection's `join` of its own room (never a request id: those are numbers). */
+const JOIN_ID = 'join-own-room'
 
 function reply (message: WorkerReply): void {
   port?.postMessage(message)
@@ -72,7 +77,15 @@ function sendRequest (client: Client, slot: number): void {
   client.sendTimes[slot] = performance.now()
   client.inFlight++
   inFlight++
-  client.ws.send(framePrefix + id + frameSuffix)
+  client.ws.send(framePrefix + id + (client.suffix ?? frameSuffix))
+}
+
+/** The answer to a connection's `join` of its own room: its requests start. */
+function onJoined (client: Client, good: boolean): void {
+  if (!good) throw new Error('loadgen: the server refused to join a room of one')
+  client.joined = true
+  if (!sending || !client.ready) return
+  for (let slot = 0; slot < window; slot++) sendRequest(client, slot)
 }
 
 function onReply (client: Client, id: number, good: boolean): void {
@@ -93,6 +106,10 @@ function onReply (client: Client, id: number, good: boolean): void {
 function onJsonFrame (client: Client, text: string): void {
   const frame = JSON.parse(text) as { type?: unknown, id?: unknown }
   const id = frame.id
+  if (id === JOIN_ID) {
+    onJoined(client, frame.type === 'joined')
+    return
+  }
   if (typeof id !== 'number') {
     // A frame without id: the plugin's `connection_established` greeting.
     if (!client.ready && frame.type === 'connection_established') markReady(client)
@@ -175,7 +192,7 @@ function onError (): void {
 function openOne (): Promise<Client> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(endpoint.url, CLIENT_OPTIONS)
-    const client: Client = { ws, ready: false, sendTimes: new Float64Array(0), seqs: new Float64Array(0), inFlight: 0 }
+    const client: Client = { ws, ready: false, sendTimes: new Float64Array(0), seqs: new Float64Array(0), inFlight: 0, suffix: null, joined: false }
     ;(ws as TaggedSocket)[kClient] = client
     ws.on('message', onMessage)
     ws.on('open', onOpen)
@@ -238,12 +255,24 @@ function start (seq: number, request: RequestSpec, requestedWindow: number): Ack
   badReplies = 0
   dropped = 0
   sending = true
-  for (const client of clients) {
+  const ownRooms = request.joinOwnRoom === true && endpoint.protocol === 'json'
+  clients.forEach((client, index) => {
     client.sendTimes = new Float64Array(window)
     client.seqs = new Float64Array(window)
-    if (!client.ready) continue
+    client.suffix = null
+    if (!client.ready) return
+    if (ownRooms) {
+      // A room of one: this worker thread and this connection name it.
+      const room = `bench-${threadId}-${index}`
+      client.suffix = frameSuffix.replace('"room":"bench"', `"room":${JSON.stringify(room)}`)
+      if (!client.joined) {
+        // Its requests start when the join is answered (onJoined).
+        client.ws.send(`{"type":"join","id":${JSON.stringify(JOIN_ID)},"payload":{"room":${JSON.stringify(room)}}}`)
+        return
+      }
+    }
     for (let slot = 0; slot < window; slot++) sendRequest(client, slot)
-  }
+  })
   return { seq }
 }
 

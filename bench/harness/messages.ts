@@ -59,6 +59,12 @@ export interface RequestSpec {
   payloadJson: string
   /** `type` of a good reply (json protocol); Socket.IO acks are good when they carry no `error`. */
   replyType: string
+  /**
+   * Each connection first joins a room of its own (the built-in `join`) and
+   * sends to it: the plugin's built-in `user_message` in a room of one.
+   * The payload's `"room":"bench"` becomes that room.
+   */
+  joinOwnRoom?: boolean
 }
 
 export type WorkerCommand =

@@ -102,6 +102,8 @@ export function evaluateChecks (results: Results): Check[] {
     if (ping !== undefined) checks.push(check(`issue 9: ping, server CPU per reply vs hand-written, ${at}`, ping.cpu, '<=', 1.1, '×'))
     const validated = ratios(results, scenario, 'plugin-user_message', 'handwritten-user_message')
     if (validated !== undefined) checks.push(check(`issue 9: validated typed handler, server CPU per reply vs hand-written, ${at}`, validated.cpu, '<=', 1.2, '×'))
+    const roomOfOne = ratios(results, scenario, 'plugin-room_message', 'handwritten-user_message')
+    if (roomOfOne !== undefined) checks.push(check(`issue 9: built-in user_message in a room of one, server CPU per reply vs hand-written user_message, ${at}`, roomOfOne.cpu, '<=', 1.5, '×'))
   }
   const handMemory = results.memory.find((m) => m.server === 'handwritten')
   for (const name of ['plugin', 'plugin-lifecycle', 'plugin-baseline']) {

@@ -9,7 +9,7 @@ import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ServerCommand, ServerReady, ServerReply, ServerUsage } from './messages.js'
 
-export type ServerName = 'raw-ws' | 'handwritten' | 'socketio' | 'plugin' | 'plugin-lifecycle' | 'plugin-baseline'
+export type ServerName = 'raw-ws' | 'handwritten' | 'socketio' | 'plugin' | 'plugin-chat' | 'plugin-lifecycle' | 'plugin-baseline'
 
 export interface LaunchOptions {
   /** Core list for `taskset -c`, or null to leave the scheduler free. */

@@ -64,13 +64,14 @@ function knownOptions (wanted: Record<string, unknown>): { applied: Record<strin
 }
 
 /** Start the plugin server with the options of one target, then hand it to the harness. */
-export async function startPlugin (name: string, wanted: Record<string, unknown>): Promise<void> {
+export async function startPlugin (name: string, wanted: Record<string, unknown>, builtinUserMessage = false): Promise<void> {
   const { applied, unknown } = knownOptions(wanted)
   const app = Fastify(FASTIFY_OPTIONS)
   await app.register(wsRouter, { ...BASE_OPTIONS, ...applied } as WsRouterOptions)
   // The plugin ships a chat `user_message` built-in (room fan-out); the
-  // benchmark replaces it with the same request/reply the baselines serve.
-  app.wsRouter.on('user_message', { schema: UserMessage, replyType: 'user_message_result', override: true }, (payload) => userMessageReply(payload))
+  // benchmark replaces it with the same request/reply the baselines serve,
+  // except on `plugin-chat`, which measures the built-in itself.
+  if (!builtinUserMessage) app.wsRouter.on('user_message', { schema: UserMessage, replyType: 'user_message_result', override: true }, (payload) => userMessageReply(payload))
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('unexpected address')
