@@ -100,6 +100,12 @@ export interface FenceRequest {
 
 export interface RouterAdapter {
   /**
+   * True when the adapter reaches no other instance (its `publish` does
+   * nothing): a fan-out that names no local connection then ends as
+   * `NO_TARGET` without encoding its frame.
+   */
+  readonly singleInstance?: boolean
+  /**
    * Called once when the app starts (`onReady`); an adapter that must reach
    * a broker may reject here to make `ready()` reject.
    */

@@ -45,6 +45,12 @@ export function fanout (core: RouterCore, target: FanoutTarget, type: string, pa
 }
 
 async function fanoutNow (core: RouterCore, target: FanoutTarget, type: string, payload: unknown, options: FanoutOptions | undefined): Promise<FanoutResult> {
+  const ids = core.adapter.localTargets(target)
+  if (ids.length === 0 && core.adapter.singleInstance === true) {
+    // Nobody to encode for (a room of one, say): no frame is built.
+    core.observer?.fanout(0)
+    return { ok: false, reason: 'NO_TARGET', targets: 0, delivered: 0, failed: [], written: 0, buffered: 0, dropped: 0, remote: null }
+  }
   const encoded = encodeFrame(type, undefined, payload)
   if (!encoded.ok) {
     core.stats.countSendFailure(SendFailure.SERIALIZE)
@@ -54,7 +60,7 @@ async function fanoutNow (core: RouterCore, target: FanoutTarget, type: string, 
   const droppable = options?.droppable === true
   // Resume (issue 12, resume-redis): one message id per fan-out, here and on other instances (a session resumed elsewhere skips what it replayed).
   const mid = core.delivery === null || droppable ? undefined : core.delivery.nextMid()
-  const local = handOver(core, target, type, encoded.text, droppable, mid)
+  const local = handOver(core, target, type, encoded.text, droppable, mid, ids)
   const remote = core.adapter.publish(target, encoded.text, mid === undefined ? { type, droppable } : { type, droppable, mid })
     .catch((err: unknown): RemoteOutcome => ({ instances: 0, error: (err as Error).message ?? 'PUBLISH_FAILED' }))
   const { targets, failed } = local
@@ -97,8 +103,7 @@ async function fanoutNow (core: RouterCore, target: FanoutTarget, type: string, 
  * written, buffered, dropped or failed. Also the `AdapterHost.deliverLocal`
  * of frames from other instances.
  */
-export function handOver (core: RouterCore, target: FanoutTarget, type: string, text: string, droppable: boolean, mid?: string): Required<LocalDelivery> {
-  const ids = core.adapter.localTargets(target)
+export function handOver (core: RouterCore, target: FanoutTarget, type: string, text: string, droppable: boolean, mid?: string, ids: readonly string[] = core.adapter.localTargets(target)): Required<LocalDelivery> {
   const failed: FailedTarget[] = []
   let written = 0
   let buffered = 0

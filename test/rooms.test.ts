@@ -51,6 +51,14 @@ t.test('join, leave, members, fan-out to rooms, users and everyone', async (t) =
   t.same({ ok: nobody.ok, reason: nobody.reason, targets: nobody.targets }, { ok: false, reason: 'NO_TARGET', targets: 0 })
   const emptyRoom = await router.sendToRoom('empty', 'x', {})
   t.equal(emptyRoom.reason, 'NO_TARGET')
+  // On one instance a fan-out that names nobody builds no frame (issue 9: a room of one, `except` its sender):
+  // a payload that cannot be serialised shows it, NO_TARGET with no SERIALIZE failure counted.
+  const before = router.getStats().sends.failed.SERIALIZE ?? 0
+  const unencoded = await router.sendToRoom('lobby', 'x', { n: 1n }, { except: alice1Id, droppable: false })
+  t.equal(unencoded.reason, 'SERIALIZE', 'with targets the frame is encoded (and this one cannot be)')
+  const alone = await router.sendToRoom('empty', 'x', { n: 1n })
+  t.same({ ok: alone.ok, reason: alone.reason, targets: alone.targets }, { ok: false, reason: 'NO_TARGET', targets: 0 }, 'without targets it is not')
+  t.equal(router.getStats().sends.failed.SERIALIZE, before + 1, 'only the fan-out with targets counted SERIALIZE')
 
   const everyone = await router.broadcast('all', {}, { except: bobId })
   t.equal(everyone.targets, 3)

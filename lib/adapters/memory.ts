@@ -6,6 +6,8 @@ import type { FanoutTarget, RoomMember, RouterAdapter, PublishMeta, RemoteOutcom
  * Redis adapter extends it with one.
  */
 export class MemoryAdapter implements RouterAdapter {
+  /** One instance: nothing to publish (`RedisAdapter` says false). */
+  readonly singleInstance: boolean = true
   protected readonly users = new Map<string, Set<string>>()
   protected readonly rooms = new Map<string, Set<string>>()
   protected readonly userOf = new Map<string, string>()

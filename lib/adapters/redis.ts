@@ -133,6 +133,7 @@ interface PendingReceipt {
 }
 
 export class RedisAdapter extends MemoryAdapter {
+  override readonly singleInstance: boolean = false
   readonly instanceId: string
   private readonly pub: RedisClient
   private readonly sub: RedisClient
