@@ -5,6 +5,7 @@ import { connect, type Frame, type TestClient } from './helpers/client.js'
 import { delay, waitFor } from './helpers/wait.js'
 import { engineOf } from './helpers/internals.js'
 import { heldAgent } from './helpers/held-agent.js'
+import { MemoryResumeStore } from '../lib/delivery/memory-store.js'
 
 // Issue 12: resumable delivery on one instance, over real sockets with the
 // `ws` client: numbering, parking, resume with replay, refusals, gaps.
@@ -467,4 +468,42 @@ t.test('an event forwarded from another instance for a session this one does not
   // A session held here takes it as its own: numbered and delivered.
   engineOf(server.app.wsRouter).deliverToSession(alice.id, '{"v":1,"type":"agent_completed","payload":{"runId":"r"}}')
   t.match(await alice.client.next('agent_completed'), { seq: 1, payload: { runId: 'r' } })
+})
+
+t.test('a session whose create failed is created again at its next store call: it parks and resumes, and what it could not store is a reported gap', async (t) => {
+  // A store that cannot be reached for a moment: the first create fails, and the appends made before the failure is known.
+  const store = new MemoryResumeStore()
+  let failing = true
+  const create = store.create.bind(store)
+  const append = store.append.bind(store)
+  store.create = async (session, ttlMs) => {
+    if (failing) throw new Error('store unreachable (test)')
+    await create(session, ttlMs)
+  }
+  store.append = async (sessionId, owner, events) => {
+    if (failing) throw new Error('store unreachable (test)')
+    return await append(sessionId, owner, events)
+  }
+  const server = await startServer({ resume: { store } })
+  t.teardown(server.close)
+  const router = server.app.wsRouter
+  const alice = await open(server, 'alice')
+  await delay(20)
+  t.equal(router.getStats().resume?.storeFailures, 1, 'the create failure is counted')
+  await router.sendTo(alice.id, 'msg', { n: 1 })
+  await alice.client.next('msg')
+  // The store is back.
+  failing = false
+  await router.sendTo(alice.id, 'msg', { n: 2 })
+  await router.sendTo(alice.id, 'msg', { n: 3 })
+  await alice.client.next((f) => f.type === 'msg' && f.payload.n === 3)
+  await drop(server, alice)
+  await router.sendTo(alice.id, 'msg', { n: 4 })
+
+  const back = await connect(resumeUrl(server, 'alice', alice.token, 0))
+  t.teardown(() => back.close())
+  t.equal((await back.next('connection_established')).payload.connectionId, alice.id, 'the same session: it was parked, not lost')
+  const resumed = await back.next((f) => f.type === 'resumed' || f.type === 'resume_failed')
+  t.match(resumed, { type: 'resumed', payload: { replayed: 3, lastSeq: 4, gap: { from: 1, to: 1 } } }, 'seq 1 (appended while the store was away) is reported as a gap')
+  t.same(back.frames.filter((f) => f.type === 'msg').map((f) => (f as unknown as { seq: number }).seq), [2, 3, 4], 'the rest replayed')
 })

@@ -148,10 +148,24 @@ export class ResumeEngine {
     const { token, secretHash } = issueToken(conn.id)
     const session = new Session(conn, 0, secretHash)
     this.sessions.set(conn.id, session)
-    const created = this.store.create({ sessionId: conn.id, userId: conn.userId, secretHash, owner: this.owner }, this.settings.windowMs)
-    session.lastStoreCall = created
-    created.catch((err: unknown) => this.storeFailed(session, 'create', err))
+    this.create(session)
     return { token, windowMs: this.settings.windowMs }
+  }
+
+  /**
+   * The session into the store. A create that fails (the store unreachable a
+   * moment, a Cluster client replacing its connections) is made again before
+   * the session's next append or park: what was numbered meanwhile and not
+   * stored is then a gap its resume reports, not a session gone for good.
+   */
+  private create (session: Session): void {
+    session.created = true
+    const created = this.store.create({ sessionId: session.id, userId: session.userId, secretHash: session.secretHash, owner: this.owner }, this.settings.windowMs)
+    session.lastStoreCall = created
+    created.catch((err: unknown) => {
+      session.created = false
+      this.storeFailed(session, 'create', err)
+    })
   }
 
   /** The session a connection id names, if this instance holds it. */
@@ -231,6 +245,7 @@ export class ResumeEngine {
     const framed = numbered(text, seq)
     if (exceedsBytes(framed, this.limits.maxOutboundBytes)) return SendFailure.TOO_LARGE
     session.lastSeq = seq
+    if (!session.created) this.create(session)
     const appended = this.store.append(session.id, this.owner, [mid === undefined ? { seq, text: framed } : { seq, text: framed, mid }])
     session.lastStoreCall = appended
     // A fan-out (it has a mid) reaches the session's new owner through its own subscriptions; a single send does not.
@@ -274,6 +289,7 @@ export class ResumeEngine {
     session.expiresAt = now + this.settings.windowMs
     session.graceAt = now + this.settings.agentGraceMs
     this.parked.add(session)
+    if (!session.created) this.create(session)
     const parked = this.store.park(session.id, this.owner, this.host.roomsOf(session.id), this.settings.windowMs)
     session.lastStoreCall = parked
     parked.then((ok) => { if (!ok) this.storeRefused(session) }, (err: unknown) => this.storeFailed(session, 'park', err))

@@ -34,6 +34,8 @@ export class Session {
   storeFailed = false
   /** The last store call made for it (calls take effect in order): a fence waits for it. */
   lastStoreCall: Promise<unknown> | null = null
+  /** False after its `create` failed: the next store call creates it again first. */
+  created = true
   /**
    * resume-redis: the instance that asked this one to fence the session
    * (it is about to claim it); once the store refuses this instance's
