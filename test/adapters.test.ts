@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { RedisAdapter } from '../lib/redis.js'
-import { MemoryAdapter, type AdapterHost, type FanoutTarget, type LocalDelivery, type RouterAdapter } from '../lib/index.js'
+import { MemoryAdapter, wsRouter, type AdapterHost, type FanoutTarget, type LocalDelivery, type RouterAdapter } from '../lib/index.js'
 import { mustRunRedisTests, redisUnavailableReason, startRedis } from './helpers/redis.js'
 import { delay, waitFor } from './helpers/wait.js'
 
@@ -143,3 +143,23 @@ if (unavailable !== undefined) {
     }
   })
 }
+
+t.test('singleInstance: true for the MemoryAdapter, false once a subclass publishes to other instances (a fan-out with no local target still goes out)', async (t) => {
+  t.equal(new MemoryAdapter().singleInstance, true)
+  class ToOthers extends MemoryAdapter {
+    readonly published: string[] = []
+    override async publish (_target: FanoutTarget, text: string): Promise<{ instances: number }> {
+      this.published.push(text)
+      return { instances: 1 }
+    }
+  }
+  const adapter = new ToOthers()
+  t.equal(adapter.singleInstance, false)
+  const app = Fastify({ logger: false })
+  await app.register(wsRouter, { environment: 'test', adapter })
+  await app.ready()
+  t.teardown(() => app.close())
+  const result = await app.wsRouter.sendToRoom('members-elsewhere', 'news', { n: 1 })
+  t.equal(adapter.published.length, 1, 'published although no local connection is in the room')
+  t.match(result, { ok: true, targets: 0, remote: { instances: 1 } })
+})

@@ -6,8 +6,14 @@ import type { FanoutTarget, RoomMember, RouterAdapter, PublishMeta, RemoteOutcom
  * Redis adapter extends it with one.
  */
 export class MemoryAdapter implements RouterAdapter {
-  /** One instance: nothing to publish (`RedisAdapter` says false). */
-  readonly singleInstance: boolean = true
+  /**
+   * One instance, unless a subclass publishes to others (`RedisAdapter`, or
+   * an app's own adapter that overrides `publish`): then false.
+   */
+  get singleInstance (): boolean {
+    return this.publish === MemoryAdapter.prototype.publish
+  }
+
   protected readonly users = new Map<string, Set<string>>()
   protected readonly rooms = new Map<string, Set<string>>()
   protected readonly userOf = new Map<string, string>()

@@ -133,7 +133,6 @@ interface PendingReceipt {
 }
 
 export class RedisAdapter extends MemoryAdapter {
-  override readonly singleInstance: boolean = false
   readonly instanceId: string
   private readonly pub: RedisClient
   private readonly sub: RedisClient
