@@ -1,8 +1,7 @@
-import { timingSafeEqual } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import { createCommandClient, type RedisClient } from '../adapters/redis-clients.js'
 import { FST_WSR_INVALID_OPTION, FST_WSR_STORE_UNAVAILABLE } from '../errors.js'
-import type { ClaimRefusal, ClaimResult, PeekedSession, ResumeEvent, ResumeSession, ResumeStore, ResumeStoreCounts, ResumeStoreLimits } from './store.js'
+import { sameSecretHash, type ClaimRefusal, type ClaimResult, type PeekedSession, type ResumeEvent, type ResumeSession, type ResumeStore, type ResumeStoreCounts, type ResumeStoreLimits } from './store.js'
 
 /**
  * Resumable delivery across instances: the session streams in Redis, so a
@@ -334,7 +333,7 @@ export class RedisResumeStore implements ResumeStore {
   async peek (sessionId: string, secretHash: string, userId: string): Promise<PeekedSession | null> {
     return await this.run(async () => {
       const [user, hash, rooms, owner, state] = await this.scripts.wsrResumePeek(this.hashKey(sessionId))
-      if (user !== userId || typeof hash !== 'string' || typeof owner !== 'string' || !sameSecret(hash, secretHash)) return null
+      if (user !== userId || typeof hash !== 'string' || typeof owner !== 'string' || !sameSecretHash(hash, secretHash)) return null
       // The owner's liveness key lives on another slot: a second command.
       const ownerAlive = await this.client.exists(this.ownerKey(owner)) === 1
       return { live: state === 'l', rooms: parseRooms(rooms ?? undefined), owner, ownerAlive }
@@ -437,12 +436,6 @@ export class RedisResumeStore implements ResumeStore {
       throw new FST_WSR_STORE_UNAVAILABLE(String((err as Error).message), { cause: err })
     }
   }
-}
-
-function sameSecret (stored: string, presented: string): boolean {
-  const a = Buffer.from(stored)
-  const b = Buffer.from(presented)
-  return a.length === b.length && timingSafeEqual(a, b)
 }
 
 function parseRooms (json: string | undefined): string[] {

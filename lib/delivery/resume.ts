@@ -5,8 +5,8 @@ import type { Connection } from '../connection.js'
 import type { Identity } from '../identity.js'
 import { CloseCode, ResumeFailure, SendFailure } from '../errors.js'
 import { SENT, failure, writeNow, exceedsBytes, type Handover, type SendLimits, type SendResult } from '../send.js'
-import type { ClaimResult, PeekedSession, ResumeStore } from './store.js'
-import { Session, numbered, sameSecretHash } from './session.js'
+import { sameSecretHash, type ClaimResult, type PeekedSession, type ResumeStore } from './store.js'
+import { Session, numbered } from './session.js'
 import { issueToken, readToken } from './token.js'
 import { ResumeCounters, type ResumeFailReason, type ResumeStatsSnapshot } from './counters.js'
 import { replay, withTimeout, type ReplayOutcome } from './replay.js'
@@ -359,7 +359,7 @@ export class ResumeEngine {
     // The newest connection takes over: a socket of this session still open here (half-open, most
     // likely: the client would not resume otherwise) is closed with 4001, and the session parks.
     const local = this.sessions.get(presented.sessionId)
-    if (local !== undefined && local.state === 'live' && local.conn !== null && local.conn.isOpen && local.userId === userId && sameSecretHash(local, presented.secretHash)) {
+    if (local !== undefined && local.state === 'live' && local.conn !== null && local.conn.isOpen && local.userId === userId && sameSecretHash(local.secretHash, presented.secretHash)) {
       this.host.takeOver(local.conn)
     }
     let claimed: ClaimResult

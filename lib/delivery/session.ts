@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto'
 import type { Connection } from '../connection.js'
 
 /**
@@ -55,13 +54,6 @@ export class Session {
     this.lastSeq = lastSeq
     this.secretHash = secretHash
   }
-}
-
-/** Whether a presented secret hash is the session's, in constant time. */
-export function sameSecretHash (session: Session, presented: string): boolean {
-  const a = Buffer.from(session.secretHash, 'hex')
-  const b = Buffer.from(presented, 'hex')
-  return a.length === b.length && timingSafeEqual(a, b)
 }
 
 /**

@@ -1,3 +1,5 @@
+import { timingSafeEqual } from 'node:crypto'
+
 /**
  * The resume store contract (issue 12): where a session's numbered events
  * wait for a client that may come back. One strategy per file (the memory
@@ -181,4 +183,14 @@ export interface ResumeStoreLimits {
   readonly maxBytes: number
   /** Parked sessions kept, the one parked longest ago evicted first. */
   readonly maxSessions: number
+}
+
+/**
+ * Whether a presented secret hash is the stored one, in constant time: how
+ * every store (and the engine, for a takeover) checks a resume token.
+ */
+export function sameSecretHash (stored: string, presented: string): boolean {
+  const a = Buffer.from(stored)
+  const b = Buffer.from(presented)
+  return a.length === b.length && timingSafeEqual(a, b)
 }
